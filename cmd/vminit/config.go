@@ -1,0 +1,289 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vminit/vminit/shutdown"
+)
+
+// config is everything PID 1 can be told, from the kernel command line
+// (vminit.KEY=VALUE) and from flags (--KEY VALUE); flags win.
+type config struct {
+	shutdown       shutdown.Config
+	shutdownOnExit bool
+	env            []string
+	json           bool
+	command        []string
+
+	// Set only by flags.
+	cmdline       string // stands in for /proc/cmdline when hasLine
+	hasLine       bool
+	reportFD      int           // -1: none
+	shutdownAfter time.Duration // sandbox: request a shutdown this long after ready
+}
+
+func defaultConfig() config {
+	return config{shutdown: shutdown.DefaultConfig(), shutdownOnExit: true, reportFD: -1}
+}
+
+// A setting is one configuration key. The same table drives the flags, the
+// kernel command line keys and the reference in README.md.
+type setting struct {
+	name  string // flag name; the cmdline key is "vminit." + name with '-' as '_'
+	arg   string // the value's name in usage; "" for a boolean
+	def   string
+	usage string
+	where scope
+	set   func(c *config, v string) error
+}
+
+// scope says where a setting is accepted.
+type scope uint8
+
+const (
+	onCmdline scope = 1 << iota // vminit.KEY=VALUE on the kernel command line
+	onInit                      // a flag of vminit as PID 1
+	onSandbox                   // a flag of vminit sandbox (passed on to its PID 1 when onInit too)
+
+	everywhere = onCmdline | onInit | onSandbox
+)
+
+var settings = []setting{
+	{name: "grace", where: everywhere, arg: "DURATION", def: "10s",
+		usage: "how long processes have to exit after SIGTERM before SIGKILL",
+		set:   func(c *config, v string) error { return setDuration(&c.shutdown.Grace, v) }},
+	{name: "kill-timeout", where: everywhere, arg: "DURATION", def: "2s",
+		usage: "how long to wait for processes after SIGKILL",
+		set:   func(c *config, v string) error { return setDuration(&c.shutdown.KillTimeout, v) }},
+	{name: "sync-timeout", where: everywhere, arg: "DURATION", def: "30s",
+		usage: "bound on sync(2), and then on the read-only remounts",
+		set:   func(c *config, v string) error { return setDuration(&c.shutdown.SyncTimeout, v) }},
+	{name: "final", where: everywhere, arg: "poweroff|restart|halt", def: "poweroff",
+		usage: "the reboot(2) command at the end (restart on Firecracker x86_64)",
+		set: func(c *config, v string) (err error) {
+			c.shutdown.Final, err = shutdown.ParseFinal(v)
+			return err
+		}},
+	{name: "shutdown-on-exit", where: everywhere, arg: "", def: "true",
+		usage: "shut the VM down when the workload exits",
+		set:   func(c *config, v string) error { return setBool(&c.shutdownOnExit, v) }},
+	{name: "env", where: everywhere, arg: "KEY=VALUE", def: "",
+		usage: "set a variable in the workload's environment (repeatable)",
+		set: func(c *config, v string) error {
+			if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+				return fmt.Errorf("want KEY=VALUE, got %q", v)
+			}
+			c.env = append(c.env, v)
+			return nil
+		}},
+	{name: "json", where: everywhere, arg: "", def: "false",
+		usage: "log JSON lines instead of human-readable lines",
+		set:   func(c *config, v string) error { return setBool(&c.json, v) }},
+	{name: "cmdline", arg: "STRING", where: onInit | onSandbox,
+		usage: "use STRING instead of /proc/cmdline (the sandbox never reads the host's)",
+		set: func(c *config, v string) error {
+			c.cmdline, c.hasLine = v, true
+			return nil
+		}},
+	{name: "report-fd", arg: "FD", where: onInit,
+		usage: "write JSON events to this inherited descriptor instead of the console (used by the sandbox)",
+		set: func(c *config, v string) error {
+			fd, err := strconv.Atoi(v)
+			if err != nil || fd < 3 {
+				return fmt.Errorf("want a descriptor number of 3 or more, got %q", v)
+			}
+			c.reportFD = fd
+			return nil
+		}},
+	{name: "shutdown-after", arg: "DURATION", where: onSandbox,
+		usage: "request a shutdown (SIGTERM to PID 1) this long after PID 1 is ready",
+		set:   func(c *config, v string) error { return setDuration(&c.shutdownAfter, v) }},
+}
+
+func setDuration(d *time.Duration, v string) error {
+	x, err := time.ParseDuration(v)
+	if err != nil {
+		return err
+	}
+	if x < 0 {
+		return fmt.Errorf("negative duration %s", v)
+	}
+	*d = x
+	return nil
+}
+
+func setBool(b *bool, v string) error {
+	x, err := strconv.ParseBool(v)
+	if err != nil {
+		switch v {
+		case "yes", "on":
+			x, err = true, nil
+		case "no", "off":
+			x, err = false, nil
+		default:
+			return fmt.Errorf("want true or false, got %q", v)
+		}
+	}
+	*b = x
+	return nil
+}
+
+func lookupSetting(name string, where scope) *setting {
+	for i := range settings {
+		if settings[i].name == name && settings[i].where&where != 0 {
+			return &settings[i]
+		}
+	}
+	return nil
+}
+
+// cmdlineKey returns the kernel command line key of a setting.
+func (s *setting) cmdlineKey() string { return "vminit." + strings.ReplaceAll(s.name, "-", "_") }
+
+// applyCmdline applies the vminit.* parameters of a kernel command line. It
+// never fails: a bad key or value is reported and the setting keeps its
+// value, because PID 1 must come up whatever the command line says.
+func (c *config) applyCmdline(line string) (warnings []error) {
+	for _, p := range splitCmdline(line) {
+		key, val, _ := strings.Cut(p, "=")
+		if !strings.HasPrefix(key, "vminit.") {
+			continue
+		}
+		var s *setting
+		for i := range settings {
+			if settings[i].where&onCmdline != 0 && settings[i].cmdlineKey() == key {
+				s = &settings[i]
+			}
+		}
+		if s == nil {
+			warnings = append(warnings, fmt.Errorf("kernel command line: unknown key %s (ignored)", key))
+			continue
+		}
+		if s.arg == "" && !strings.Contains(p, "=") {
+			val = "true"
+		}
+		if err := s.set(c, val); err != nil {
+			warnings = append(warnings, fmt.Errorf("kernel command line: %s=%s: %v (keeping the default %s)", key, val, err, s.def))
+		}
+	}
+	return warnings
+}
+
+// splitCmdline splits a kernel command line as the kernel does
+// (lib/cmdline.c, next_arg): words separated by white space, double quotes
+// group and are removed, and "--" ends the parameters (what follows goes to
+// init as arguments).
+func splitCmdline(line string) []string {
+	var words []string
+	var w strings.Builder
+	inWord, quoted := false, false
+	flush := func() bool {
+		if inWord {
+			if w.String() == "--" {
+				return false
+			}
+			words = append(words, w.String())
+		}
+		w.Reset()
+		inWord = false
+		return true
+	}
+	for _, r := range line {
+		switch {
+		case r == '"':
+			quoted = !quoted
+			inWord = true
+		case !quoted && (r == ' ' || r == '\t' || r == '\n'):
+			if !flush() {
+				return words
+			}
+		default:
+			w.WriteRune(r)
+			inWord = true
+		}
+	}
+	flush()
+	return words
+}
+
+// applyArgs applies the flags of scope where and sets the command: the first
+// argument that is not a flag, or everything after "--". Flags are
+// --name VALUE, --name=VALUE, or --name alone for booleans; one dash works
+// too. If strict (a command line tool), the first bad flag is an error;
+// otherwise (PID 1) bad flags are reported and skipped, so that a typo never
+// costs the workload. It returns the flags it applied, for passing on.
+func (c *config) applyArgs(args []string, where scope, strict bool) (applied []string, warnings []error, err error) {
+	c.command = nil
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			c.command = args[i+1:]
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			c.command = args[i:]
+			break
+		}
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		s := lookupSetting(name, where)
+		switch {
+		case s == nil:
+			err = fmt.Errorf("unknown flag %s", a)
+		case s.arg == "" && !hasVal:
+			val = "true"
+		case !hasVal && i+1 < len(args):
+			i++
+			val = args[i]
+		case !hasVal:
+			err = fmt.Errorf("flag --%s needs a value (%s)", name, s.arg)
+		}
+		if err == nil {
+			if e := s.set(c, val); e != nil {
+				err = fmt.Errorf("--%s %s: %v", name, val, e)
+			} else {
+				applied = append(applied, "--"+name+"="+val)
+			}
+		}
+		if err != nil {
+			if strict {
+				return applied, warnings, err
+			}
+			if s != nil && s.def != "" {
+				err = fmt.Errorf("%w (keeping %s)", err, s.def)
+			}
+			warnings = append(warnings, err)
+			err = nil
+		}
+	}
+	return applied, warnings, nil
+}
+
+// usage formats the settings of scope where, for --help.
+func usage(where scope) string {
+	var b strings.Builder
+	for _, s := range settings {
+		if s.where&where == 0 {
+			continue
+		}
+		flag := "--" + s.name
+		if s.arg != "" {
+			flag += " " + s.arg
+		}
+		fmt.Fprintf(&b, "  %-32s %s", flag, s.usage)
+		if s.def != "" {
+			fmt.Fprintf(&b, " (default %s)", s.def)
+		}
+		if s.where&onCmdline != 0 && where&onInit != 0 {
+			arg := s.arg
+			if arg == "" {
+				arg = "true|false"
+			}
+			fmt.Fprintf(&b, "\n  %-32s kernel command line: %s=%s", "", s.cmdlineKey(), arg)
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}

@@ -1,0 +1,327 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vminit/vminit/internal/event"
+	"github.com/vminit/vminit/loop"
+	"github.com/vminit/vminit/shutdown"
+)
+
+// pid1 is vminit acting as init. All of its state is owned by the loop
+// goroutine once the loop runs.
+type pid1 struct {
+	mode   mode
+	cfg    config
+	out    *event.Writer // console or report pipe, never blocking the loop
+	sink   *event.Sink
+	log    *slog.Logger
+	loop   *loop.Loop
+	reaper *shutdown.Reaper
+	seq    *shutdown.Sequence
+
+	workload int // pid of the workload, 0 if none runs
+}
+
+// runInit is vminit as PID 1. It never returns and never exits once the
+// guard has let it act as init: every fatal path ends in sync and reboot(2).
+func runInit(args []string) {
+	m, err := guard()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vminit: %v\n", err)
+		os.Exit(1)
+	}
+	p := &pid1{mode: m}
+	defer p.emergency()
+	p.start(args)
+	err = p.loop.Run()
+	panic(fmt.Sprintf("event loop stopped: %v", err))
+}
+
+func (p *pid1) start(args []string) {
+	// Flags first, for --report-fd and --cmdline; then the kernel command
+	// line; then the flags again, so that they win.
+	var warnings []error
+	p.cfg = defaultConfig()
+	_, _, _ = p.cfg.applyArgs(args, onInit, false)
+	flags := p.cfg
+
+	steps := vmSteps
+	if p.mode == sandboxMode {
+		steps = sandboxSteps
+	}
+	type outcome struct {
+		step bootStep
+		err  error
+	}
+	var outcomes []outcome
+	for _, s := range steps {
+		outcomes = append(outcomes, outcome{s, s.run()})
+	}
+
+	p.cfg = defaultConfig()
+	switch {
+	case flags.hasLine:
+		warnings = append(warnings, p.cfg.applyCmdline(flags.cmdline)...)
+	case p.mode == vmMode:
+		line, err := os.ReadFile("/proc/cmdline")
+		if err != nil {
+			warnings = append(warnings, fmt.Errorf("read kernel command line: %w", err))
+		}
+		warnings = append(warnings, p.cfg.applyCmdline(string(line))...)
+	}
+	_, w, _ := p.cfg.applyArgs(args, onInit, false)
+	warnings = append(warnings, w...)
+
+	var dst io.Writer = os.Stderr
+	if p.cfg.reportFD >= 0 {
+		unix.CloseOnExec(p.cfg.reportFD) // not for the workload
+		dst = os.NewFile(uintptr(p.cfg.reportFD), "report")
+		p.cfg.json = true
+	}
+	p.out = event.NewWriter(dst, 4<<20)
+	p.sink = event.NewSink(p.out, p.cfg.json, slog.LevelInfo)
+	p.log = slog.New(p.sink.Handler())
+
+	for _, w := range warnings {
+		p.log.Warn("configuration", "err", w)
+	}
+	fatal := false
+	for _, o := range outcomes {
+		switch {
+		case o.err == nil:
+			p.log.Info(o.step.String())
+		case errors.Is(o.err, errSkipped):
+		default:
+			p.emit(event.Event{Kind: event.Error, Step: "boot", Level: "ERROR", Err: fmt.Sprintf("%s: %v", o.step, o.err)})
+			// In the sandbox, a step that failed leaves PID 1 without its
+			// own /proc or with mounts shared with the host.
+			fatal = fatal || p.mode == sandboxMode
+		}
+	}
+	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF); err != nil {
+		if p.mode == sandboxMode {
+			p.log.Info("Ctrl-Alt-Del stays with the kernel: reboot(CAD_OFF) is refused in a user namespace", "err", err)
+		} else {
+			p.emit(event.Event{Kind: event.Error, Step: "boot", Level: "ERROR", Err: "reboot(CAD_OFF): " + err.Error()})
+		}
+	}
+
+	var err error
+	if p.loop, err = loop.New(); err != nil {
+		panic(err)
+	}
+	p.reaper = shutdown.NewReaper()
+	p.reaper.OnExit = p.exited
+	p.reaper.OnError = func(err error) { p.emit(event.Event{Kind: event.Error, Step: "reap", Level: "ERROR", Err: err.Error()}) }
+	sc := p.cfg.shutdown
+	sc.Remount = !fatal
+	if p.mode == sandboxMode {
+		sc.Expected = func(err error) string {
+			if errors.Is(err, unix.EPERM) {
+				return "expected in the sandbox: the filesystem belongs to the host"
+			}
+			return ""
+		}
+	}
+	if p.seq, err = shutdown.New(p.loop, p.reaper, p.emit, sc); err != nil {
+		panic(err)
+	}
+	p.seq.OnFinish(func(done func()) { p.out.Flush(done) })
+	if err := p.loop.Signals(signals, p.signal); err != nil {
+		panic(err)
+	}
+	p.emit(event.Event{Kind: event.Ready, Mode: p.mode.String()})
+
+	p.reaper.Reap() // children inherited before the loop, and no SIGCHLD lost before it
+	if fatal {
+		p.seq.Start("boot_failure")
+		return
+	}
+	p.startWorkload()
+}
+
+// emit reports an event to the console (or the sandbox's report pipe).
+func (p *pid1) emit(e event.Event) { p.sink.Emit(e) }
+
+// signal handles every signal PID 1 receives.
+func (p *pid1) signal(sig unix.Signal) {
+	switch sig {
+	case unix.SIGCHLD:
+		p.reaper.Reap()
+	case unix.SIGTERM, unix.SIGINT, unix.SIGPWR:
+		// SIGINT is Ctrl-Alt-Del once CAD is off; SIGPWR comes from a UPS
+		// daemon or a VMM's power event.
+		if !p.seq.Start(unix.SignalName(sig)) {
+			p.log.Info("shutdown already under way", "signal", unix.SignalName(sig), "phase", p.seq.Phase())
+		}
+	default:
+		p.log.Info("ignoring signal", "signal", signalName(sig))
+	}
+}
+
+func signalName(sig unix.Signal) string {
+	if n := unix.SignalName(sig); n != "" {
+		return n
+	}
+	return fmt.Sprintf("signal %d", int(sig))
+}
+
+// exited is the reaper's OnExit.
+func (p *pid1) exited(e shutdown.Exit) {
+	ev := event.Event{Kind: event.Reaped, PID: e.PID, Comm: e.Comm, Status: e.Status}
+	if e.Signal != 0 {
+		ev.Signal = signalName(unix.Signal(e.Signal))
+	}
+	p.emit(ev)
+	if e.PID != p.workload || p.workload == 0 {
+		return
+	}
+	ev.Kind, ev.Comm = event.WorkloadExit, ""
+	p.emit(ev)
+	p.workloadEnded()
+}
+
+func (p *pid1) workloadEnded() {
+	p.workload = 0
+	if p.cfg.shutdownOnExit {
+		p.seq.Start("workload_exit")
+	}
+}
+
+// startWorkload starts the command with fork and exec and leaves its wait to
+// the reaper: nothing else in PID 1 ever waits.
+func (p *pid1) startWorkload() {
+	argv := p.cfg.command
+	if len(argv) == 0 {
+		p.log.Info("no workload given: waiting for a shutdown request")
+		return
+	}
+	env := p.workloadEnv()
+	path, err := lookPath(argv[0], env)
+	var pid int
+	if err == nil {
+		pid, err = syscall.ForkExec(path, argv, &syscall.ProcAttr{
+			Env:   env,
+			Files: []uintptr{0, 1, 2},
+			Sys:   &syscall.SysProcAttr{Setsid: true},
+		})
+	}
+	if err != nil {
+		status := 127 // as a shell reports a command it cannot find
+		if errors.Is(err, unix.EACCES) || errors.Is(err, unix.ENOEXEC) {
+			status = 126
+		}
+		p.emit(event.Event{Kind: event.Error, Step: "workload", Level: "ERROR", Err: fmt.Sprintf("start %s: %v", argv[0], err)})
+		p.emit(event.Event{Kind: event.WorkloadExit, Status: status})
+		p.workloadEnded()
+		return
+	}
+	comm := filepath.Base(path)
+	if len(comm) > 15 {
+		comm = comm[:15] // TASK_COMM_LEN
+	}
+	p.workload = pid
+	p.reaper.Started(pid, comm)
+	p.emit(event.Event{Kind: event.WorkloadStart, PID: pid, Comm: comm, Argv: argv})
+}
+
+// defaultPath is the workload's PATH when the environment has none (the
+// kernel starts init with HOME=/ and TERM=linux only).
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+func (p *pid1) workloadEnv() []string {
+	env := os.Environ()
+	if os.Getenv("PATH") == "" {
+		env = append(env, "PATH="+defaultPath)
+	}
+	for _, kv := range p.cfg.env {
+		k, _, _ := strings.Cut(kv, "=")
+		env = setenv(env, k, kv)
+	}
+	return env
+}
+
+func setenv(env []string, key, kv string) []string {
+	for i, e := range env {
+		if strings.HasPrefix(e, key+"=") {
+			env[i] = kv
+			return env
+		}
+	}
+	return append(env, kv)
+}
+
+// lookPath finds a command as a shell would: a name with a slash is a path,
+// any other is looked up in the environment's PATH.
+func lookPath(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	path := defaultPath
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "PATH="); ok {
+			path = v
+		}
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		f := filepath.Join(dir, name)
+		if st, err := os.Stat(f); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return f, nil
+		}
+	}
+	return "", fmt.Errorf("%s: %w", name, os.ErrNotExist)
+}
+
+// emergency is the fatal path: a panic, or the loop stopping. PID 1 may not
+// exit (the kernel would panic with "Attempted to kill init"), so it syncs
+// under a deadline, reboots, and if even that fails reaps forever.
+func (p *pid1) emergency() {
+	r := recover()
+	fmt.Fprintf(os.Stderr, "vminit: fatal: %v\n%s", r, debug.Stack())
+	if p.sink != nil {
+		p.emit(event.Event{Kind: event.Error, Step: "fatal", Level: "ERROR", Err: fmt.Sprint(r)})
+	}
+	synced := make(chan struct{})
+	go func() {
+		unix.Sync()
+		close(synced)
+	}()
+	grace := p.cfg.shutdown.SyncTimeout
+	if grace <= 0 {
+		grace = 30 * time.Second
+	}
+	select {
+	case <-synced:
+	case <-time.After(grace):
+	}
+	if p.out != nil {
+		flushed := make(chan struct{})
+		p.out.Flush(func() { close(flushed) })
+		select {
+		case <-flushed:
+		case <-time.After(time.Second):
+		}
+	}
+	err := unix.Reboot(p.cfg.shutdown.Final.Cmd())
+	fmt.Fprintf(os.Stderr, "vminit: reboot: %v; reaping forever\n", err)
+	for {
+		if _, err := unix.Wait4(-1, nil, unix.WALL, nil); err == unix.ECHILD {
+			unix.Pause()
+		}
+	}
+}

@@ -1,0 +1,292 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vminit/vminit/internal/demo"
+	"github.com/vminit/vminit/internal/event"
+	"github.com/vminit/vminit/internal/sandbox"
+	"github.com/vminit/vminit/shutdown"
+)
+
+// Exit statuses of vminit sandbox besides the workload's own.
+const (
+	exitUsage   = 2
+	exitCrashed = 125 // PID 1 ended without reaching reboot(2), or never started
+)
+
+func sandboxCommand(args []string) int {
+	cfg := defaultConfig()
+	applied, _, err := cfg.applyArgs(args, onSandbox, true)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vminit sandbox: %v\nusage: vminit sandbox [FLAGS] -- COMMAND [ARGS...]\n%s", err, usage(onSandbox))
+		return exitUsage
+	}
+	if len(cfg.command) == 0 {
+		fmt.Fprintf(os.Stderr, "vminit sandbox: no command\nusage: vminit sandbox [FLAGS] -- COMMAND [ARGS...]\n%s", usage(onSandbox))
+		return exitUsage
+	}
+	return runSandbox(cfg, applied, os.Stdout, event.Now())
+}
+
+// demoCommand runs the sandbox on the demo process tree and asks it to shut
+// down after a second, with a short grace.
+func demoCommand(args []string) int {
+	cfg := defaultConfig()
+	cfg.shutdownAfter = time.Second
+	base := []string{"--grace=1s"}
+	applied, _, err := cfg.applyArgs(append(base, args...), onSandbox, true)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vminit demo: %v\n%s", err, usage(onSandbox))
+		return exitUsage
+	}
+	if len(cfg.command) > 0 {
+		fmt.Fprintln(os.Stderr, "vminit demo: takes no command (use vminit sandbox)")
+		return exitUsage
+	}
+	cfg.command = []string{"/proc/self/exe", demo.Role, "tree"}
+	if !cfg.json {
+		fmt.Print(demo.Banner)
+	}
+	start := event.Now()
+	os.Setenv(demo.StartEnv, strconv.FormatInt(start, 10))
+	return runSandbox(cfg, applied, os.Stdout, start)
+}
+
+// runSandbox starts vminit as PID 1 of new namespaces with the given init
+// flags, relays shutdown requests to it, prints its events, and returns the
+// sandbox's exit status.
+// Event times are shown from start (CLOCK_MONOTONIC).
+func runSandbox(cfg config, applied []string, out io.Writer, start int64) int {
+	// This process is not PID 1: restore default dispositions, then catch
+	// only what it turns into a shutdown request.
+	signal.Reset()
+	requests := make(chan os.Signal, 4)
+	signal.Notify(requests, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
+
+	exe, err := os.Open("/proc/self/exe")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vminit sandbox: %v\n", err)
+		return exitCrashed
+	}
+	defer exe.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vminit sandbox: %v\n", err)
+		return exitCrashed
+	}
+	argv := []string{"vminit", "--report-fd=3", "--cmdline=" + cfg.cmdline}
+	for _, a := range applied {
+		if s := lookupSetting(flagName(a), onInit); s != nil && s.name != "cmdline" {
+			argv = append(argv, a)
+		}
+	}
+	argv = append(append(argv, "--"), cfg.command...)
+	p, err := sandbox.Start(sandbox.Options{
+		Exe:   exe,
+		Args:  argv,
+		Env:   os.Environ(),
+		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr, w},
+	})
+	w.Close()
+	if err != nil {
+		r.Close()
+		fmt.Fprintf(os.Stderr, "vminit sandbox: %v\n", err)
+		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOSPC) {
+			fmt.Fprintln(os.Stderr, "vminit sandbox: this host does not allow new user namespaces here (see /proc/sys/user/max_user_namespaces)")
+		}
+		return exitCrashed
+	}
+
+	events := make(chan line)
+	go readEvents(r, events)
+	type waited struct {
+		ws  unix.WaitStatus
+		err error
+	}
+	exited := make(chan waited, 1)
+	go func() {
+		ws, _, err := p.Wait()
+		exited <- waited{ws, err}
+	}()
+
+	pr := printer{out: out, json: cfg.json, start: start}
+	var (
+		tl        event.Timeline
+		ready     bool
+		requested os.Signal // a request held until ready
+		sent      int
+		after     <-chan time.Time
+		end       *waited
+	)
+	send := func(sig os.Signal) {
+		sent++
+		if sent > 1 {
+			fmt.Fprintln(os.Stderr, "vminit sandbox: second request: killing the sandbox")
+			sig = unix.SIGKILL
+		}
+		_ = p.Signal(sig.(syscall.Signal))
+	}
+	for events != nil {
+		select {
+		case l, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			pr.print(l)
+			if l.err == nil {
+				tl.Add(l.ev)
+				if l.ev.Kind == event.Ready && !ready {
+					ready = true
+					if requested != nil {
+						send(requested)
+					}
+					if cfg.shutdownAfter > 0 {
+						after = time.After(cfg.shutdownAfter)
+					}
+				}
+			}
+		case sig := <-requests:
+			if !ready && sent == 0 {
+				requested = sig
+			} else {
+				send(sig)
+			}
+		case <-after:
+			after = nil
+			if sent == 0 {
+				send(unix.SIGTERM)
+			}
+		case e := <-exited:
+			end = &e
+			exited = nil
+		}
+	}
+	// The pipe is closed: PID 1 and the namespace are gone.
+	if end == nil {
+		e := <-exited
+		end = &e
+	}
+	signal.Stop(requests)
+	return sandboxStatus(cfg, &tl, end.ws, end.err, &pr)
+}
+
+// sandboxStatus turns PID 1's end into the sandbox's exit status.
+func sandboxStatus(cfg config, tl *event.Timeline, ws unix.WaitStatus, err error, pr *printer) int {
+	if !cfg.json {
+		fmt.Fprintln(pr.out)
+		tl.WriteSummary(pr.out)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vminit sandbox: %v\n", err)
+		return exitCrashed
+	}
+	rebooted := ws.Signaled() && (ws.Signal() == unix.SIGINT || ws.Signal() == unix.SIGHUP)
+	if !rebooted || !tl.Done() {
+		fmt.Fprintf(os.Stderr, "vminit sandbox: PID 1 ended without reaching reboot(2): %s\n", describe(ws))
+		return exitCrashed
+	}
+	want := unix.SIGINT
+	if cfg.shutdown.Final == shutdown.Restart {
+		want = unix.SIGHUP
+	}
+	if ws.Signal() != want {
+		fmt.Fprintf(os.Stderr, "vminit sandbox: PID 1 ended by %s, expected %s for %s\n", unix.SignalName(ws.Signal()), unix.SignalName(want), cfg.shutdown.Final)
+	}
+	if !cfg.json {
+		fmt.Fprintf(pr.out, "PID 1 ended by reboot(%s) (seen by the host as %s)\n", tl.Command, unix.SignalName(ws.Signal()))
+	}
+	if len(cfg.command) > 0 && !tl.Workload {
+		fmt.Fprintln(os.Stderr, "vminit sandbox: the workload's exit status was not reported")
+		return exitCrashed
+	}
+	return tl.WorkloadStatus
+}
+
+func describe(ws unix.WaitStatus) string {
+	switch {
+	case ws.Exited():
+		return fmt.Sprintf("exit status %d", ws.ExitStatus())
+	case ws.Signaled():
+		return "killed by " + unix.SignalName(ws.Signal())
+	}
+	return fmt.Sprintf("wait status %#x", uint32(ws))
+}
+
+func flagName(a string) string {
+	for len(a) > 0 && a[0] == '-' {
+		a = a[1:]
+	}
+	for i := range len(a) {
+		if a[i] == '=' {
+			return a[:i]
+		}
+	}
+	return a
+}
+
+// line is one line of the report pipe.
+type line struct {
+	raw []byte
+	ev  event.Event
+	err error
+}
+
+// readEvents decodes the report pipe until EOF, which comes when PID 1 (and
+// so the whole namespace) is gone.
+func readEvents(r io.ReadCloser, c chan<- line) {
+	defer close(c)
+	defer r.Close()
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+	for sc.Scan() {
+		l := line{raw: append([]byte(nil), sc.Bytes()...)}
+		l.err = json.Unmarshal(l.raw, &l.ev)
+		c <- l
+	}
+}
+
+// printer shows the events: as received (JSON), or one readable line each,
+// timed from the sandbox's start and, after the trigger, from the trigger.
+type printer struct {
+	out     io.Writer
+	json    bool
+	start   int64
+	trigger int64
+}
+
+func (p *printer) print(l line) {
+	if p.json || l.err != nil {
+		fmt.Fprintf(p.out, "%s\n", l.raw)
+		return
+	}
+	e := l.ev
+	if e.Kind == event.Trigger {
+		p.trigger = e.Mono
+	}
+	since := ""
+	if p.trigger != 0 {
+		since = "+" + event.Round(time.Duration(e.Mono-p.trigger)).String()
+	}
+	kind := string(e.Kind)
+	if e.Kind == event.Log {
+		kind = "·"
+		if e.Level != "" && e.Level != "INFO" {
+			kind = e.Level
+		}
+	}
+	fmt.Fprintln(p.out, strings.TrimRight(fmt.Sprintf("%8.3fs %10s  %-14s %s", float64(e.Mono-p.start)/1e9, since, kind, e.String()), " "))
+}

@@ -1,0 +1,42 @@
+package shutdown
+
+import (
+	"os"
+	"strconv"
+
+	"github.com/vminit/vminit/internal/event"
+)
+
+// Processes lists the processes that PID 1's /proc shows, other than PID 1
+// itself and kernel threads: in a VM and in a PID namespace with its own
+// /proc, the processes a kill(-1, sig) reaches. Zombies are included (they
+// keep their name until reaped).
+func Processes() ([]event.Proc, error) {
+	d, err := os.Open("/proc")
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return nil, err
+	}
+	self := os.Getpid()
+	var ps []event.Proc
+	for _, name := range names {
+		pid, err := strconv.Atoi(name)
+		if err != nil || pid == self {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + name + "/stat")
+		if err != nil {
+			continue // gone meanwhile
+		}
+		st, err := parseStat(string(b))
+		if err != nil || st.kthread {
+			continue
+		}
+		ps = append(ps, event.Proc{PID: pid, Comm: st.comm})
+	}
+	return ps, nil
+}

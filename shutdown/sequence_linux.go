@@ -1,0 +1,339 @@
+package shutdown
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/multierr"
+	"golang.org/x/sys/unix"
+
+	"github.com/vminit/vminit/internal/event"
+	"github.com/vminit/vminit/loop"
+)
+
+// rebootAttempts is how many times reboot(2) is tried before freezing, one
+// second apart.
+const rebootAttempts = 3
+
+// Sequence is the shutdown state machine. It is advanced only by loop events:
+// Start (a trigger), the reaper's drains, its deadline timer and the results
+// of its workers, so its methods run on the loop goroutine.
+type Sequence struct {
+	cfg    Config
+	loop   *loop.Loop
+	reaper *Reaper
+	emit   func(event.Event)
+
+	phase     Phase
+	timer     *loop.Timer // the current phase's deadline
+	graceEnd  int64       // CLOCK_MONOTONIC deadline of the grace
+	work      int         // generation of the current worker: late results are dropped
+	errs      error       // failed steps, collected
+	finishers []func(done func())
+	pending   int // finishers not done yet
+	attempts  int
+	plan      []Mount // remounts not yet reported
+}
+
+// New returns a Sequence in the Running phase. It takes over r.OnDrained.
+func New(l *loop.Loop, r *Reaper, emit func(event.Event), cfg Config) (*Sequence, error) {
+	s := &Sequence{cfg: cfg, loop: l, reaper: r, emit: emit}
+	if s.cfg.Reboot == nil {
+		s.cfg.Reboot = unix.Reboot
+	}
+	if s.cfg.Expected == nil {
+		s.cfg.Expected = func(error) string { return "" }
+	}
+	t, err := l.NewTimer(s.expired)
+	if err != nil {
+		return nil, err
+	}
+	s.timer = t
+	r.OnDrained = s.drained
+	return s, nil
+}
+
+// Phase returns the current phase.
+func (s *Sequence) Phase() Phase { return s.phase }
+
+// Err returns the steps that failed so far, combined with multierr.
+func (s *Sequence) Err() error { return s.errs }
+
+// OnFinish registers f to run after the reboot event is emitted; reboot(2)
+// waits until every f has called done (from any goroutine), or until
+// FinishTimeout. Loggers flush here; control connections wait for their
+// host to read the last event.
+func (s *Sequence) OnFinish(f func(done func())) { s.finishers = append(s.finishers, f) }
+
+// Start begins the shutdown, on behalf of source (a signal name,
+// "workload_exit", ...). It reports false, and does nothing, if a shutdown
+// is already under way.
+func (s *Sequence) Start(source string) bool {
+	if s.phase != Running {
+		return false
+	}
+	s.emit(event.Event{Kind: event.Trigger, Source: source})
+	s.phase = Terminating
+	s.kill(unix.SIGTERM)
+	s.kill(unix.SIGCONT) // a stopped process runs its SIGTERM handler only once continued
+	s.graceEnd = event.Now() + int64(s.cfg.Grace)
+	s.emit(event.Event{Kind: event.SigTerm, Grace: s.cfg.Grace})
+	s.arm(s.timer.ResetAt(s.graceEnd))
+	s.reaper.Reap() // nobody left at all: ECHILD ends the wait at once
+	return true
+}
+
+// Shorten moves the grace deadline to d from now if that is earlier; it
+// never extends it. It does nothing outside the Terminating phase.
+func (s *Sequence) Shorten(d time.Duration) {
+	if s.phase != Terminating {
+		return
+	}
+	if end := event.Now() + int64(d); end < s.graceEnd {
+		s.graceEnd = end
+		s.arm(s.timer.ResetAt(end))
+	}
+}
+
+// kill sends sig to every process but PID 1. ESRCH means nobody is left.
+func (s *Sequence) kill(sig unix.Signal) {
+	if err := unix.Kill(-1, sig); err != nil && err != unix.ESRCH {
+		s.fail("kill", fmt.Errorf("kill(-1, %s): %w", unix.SignalName(sig), err))
+	}
+}
+
+// drained is the reaper's OnDrained.
+func (s *Sequence) drained(gone bool) {
+	switch s.phase {
+	case Terminating, Killing:
+		if gone {
+			s.sync()
+		} else if s.phase == Killing {
+			// Processes forked while SIGKILL was on its way escape it:
+			// repeat it while anything is left.
+			s.kill(unix.SIGKILL)
+		}
+	}
+}
+
+// expired is the deadline timer's function.
+func (s *Sequence) expired() {
+	switch s.phase {
+	case Terminating:
+		s.graceExpired()
+	case Killing:
+		left, _ := Processes()
+		s.fail("kill", fmt.Errorf("%d processes survived SIGKILL for %v: %s", len(left), s.cfg.KillTimeout, procList(left)))
+		s.sync()
+	case Syncing:
+		s.emit(event.Event{Kind: event.Sync, Step: "timeout", Err: fmt.Sprintf("sync still running after %v", s.cfg.SyncTimeout)})
+		s.errs = multierr.Append(s.errs, fmt.Errorf("sync: timed out after %v", s.cfg.SyncTimeout))
+		s.remount()
+	case Remounting:
+		var left []string
+		for _, m := range s.plan {
+			left = append(left, m.Target)
+		}
+		s.fail("remount", fmt.Errorf("timed out after %v; not done: %s", s.cfg.SyncTimeout, strings.Join(left, " ")))
+		s.finish()
+	case Finishing:
+		s.reboot()
+	case Rebooting:
+		s.reboot()
+	}
+}
+
+// graceExpired collects what already exited, then SIGKILLs the rest at once
+// and names them: zombies keep their names in /proc until reaped, so the
+// listing can follow the kill instead of delaying it.
+func (s *Sequence) graceExpired() {
+	expiredAt := event.Now()
+	s.reaper.Reap()
+	if s.phase != Terminating {
+		return // the drain found nobody left
+	}
+	s.phase = Killing
+	s.kill(unix.SIGKILL)
+	killedAt := event.Now()
+	survivors, err := Processes()
+	if err != nil {
+		s.fail("grace", fmt.Errorf("list processes: %w", err))
+	}
+	if survivors == nil {
+		survivors = []event.Proc{}
+	}
+	s.emit(event.Event{Kind: event.GraceExpired, Mono: expiredAt, Survivors: survivors})
+	s.emit(event.Event{Kind: event.SigKill, Mono: killedAt})
+	s.arm(s.timer.Reset(s.cfg.KillTimeout))
+	s.reaper.Reap()
+}
+
+// sync runs sync(2) on a worker goroutine under SyncTimeout: a hung disk must
+// not hang power-off.
+func (s *Sequence) sync() {
+	s.phase = Syncing
+	s.emit(event.Event{Kind: event.Sync, Step: "start"})
+	s.arm(s.timer.Reset(s.cfg.SyncTimeout))
+	s.work++
+	gen := s.work
+	go func() {
+		unix.Sync()
+		_ = s.loop.Post(func() {
+			if s.work == gen && s.phase == Syncing {
+				s.emit(event.Event{Kind: event.Sync, Step: "end"})
+				s.remount()
+			}
+		})
+	}()
+}
+
+// remount remounts every writable filesystem read-only at the superblock
+// level, innermost first, on a worker goroutine under SyncTimeout: a
+// read-only remount writes back and may hang like sync.
+func (s *Sequence) remount() {
+	s.phase = Remounting
+	if !s.cfg.Remount {
+		s.finish()
+		return
+	}
+	ms, err := readMountinfo()
+	if err != nil {
+		s.fail("remount", err)
+		s.finish()
+		return
+	}
+	s.plan = RemountPlan(ms)
+	if len(s.plan) == 0 {
+		s.finish()
+		return
+	}
+	s.arm(s.timer.Reset(s.cfg.SyncTimeout))
+	s.work++
+	gen := s.work
+	plan := slices.Clone(s.plan)
+	go func() {
+		for _, m := range plan {
+			err := remountReadOnly(m)
+			ro := err == nil && isReadOnly(m.Target)
+			if err == nil && !ro {
+				err = errors.New("remount succeeded but the filesystem is still writable")
+			}
+			_ = s.loop.Post(func() {
+				if s.work == gen && s.phase == Remounting {
+					s.remounted(m, ro, err)
+				}
+			})
+		}
+	}()
+}
+
+func (s *Sequence) remounted(m Mount, ro bool, err error) {
+	s.plan = s.plan[1:]
+	ev := event.Event{Kind: event.Remount, Mount: m.Target, FSType: m.FSType, ReadOnly: ro}
+	if err != nil {
+		ev.Err = err.Error()
+		if why := s.cfg.Expected(err); why != "" {
+			ev.Level = "INFO"
+			ev.Err += " (" + why + ")"
+		} else {
+			ev.Level = "ERROR"
+			s.errs = multierr.Append(s.errs, fmt.Errorf("remount %s: %w", m.Target, err))
+		}
+	}
+	s.emit(ev)
+	if len(s.plan) == 0 {
+		s.finish()
+	}
+}
+
+// finish emits the reboot event, then waits for the finishers (bounded by
+// FinishTimeout) before calling reboot(2).
+func (s *Sequence) finish() {
+	s.phase = Finishing
+	ev := event.Event{Kind: event.Reboot, Command: s.cfg.Final.String()}
+	if s.errs != nil {
+		ev.Err = s.errs.Error()
+	}
+	s.emit(ev)
+	s.pending = len(s.finishers)
+	if s.pending == 0 {
+		s.reboot()
+		return
+	}
+	s.arm(s.timer.Reset(s.cfg.FinishTimeout))
+	s.work++
+	gen := s.work
+	for _, f := range s.finishers {
+		f(func() {
+			_ = s.loop.Post(func() {
+				if s.work == gen && s.phase == Finishing {
+					if s.pending--; s.pending == 0 {
+						s.reboot()
+					}
+				}
+			})
+		})
+	}
+}
+
+// reboot calls reboot(2). If it returns, it is retried a second later, then
+// the sequence freezes: PID 1 must not exit, so it keeps reaping.
+func (s *Sequence) reboot() {
+	s.phase = Rebooting
+	_ = s.timer.Stop()
+	err := s.cfg.Reboot(s.cfg.Final.Cmd())
+	if err == nil {
+		return // a test's Reboot
+	}
+	s.attempts++
+	s.fail("reboot", fmt.Errorf("reboot(%s), attempt %d of %d: %w", s.cfg.Final, s.attempts, rebootAttempts, err))
+	if s.attempts < rebootAttempts {
+		s.arm(s.timer.Reset(time.Second))
+		return
+	}
+	s.phase = Frozen
+	s.emit(event.Event{Kind: event.Error, Step: "reboot", Level: "ERROR",
+		Err: "reboot(2) keeps failing: frozen; PID 1 keeps reaping and will not exit"})
+}
+
+// fail reports a failed step and collects it, unless it is expected here.
+func (s *Sequence) fail(step string, err error) {
+	ev := event.Event{Kind: event.Error, Step: step, Err: err.Error(), Level: "ERROR"}
+	if why := s.cfg.Expected(err); why != "" {
+		ev.Level = "INFO"
+		ev.Err += " (" + why + ")"
+	} else {
+		s.errs = multierr.Append(s.errs, fmt.Errorf("%s: %w", step, err))
+	}
+	s.emit(ev)
+}
+
+// arm reports a timer that could not be armed. Without its deadline a phase
+// could wait forever, so the phase's deadline work is done at once instead.
+func (s *Sequence) arm(err error) {
+	if err != nil {
+		s.fail("timer", err)
+		_ = s.loop.Post(s.expired)
+	}
+}
+
+func procList(ps []event.Proc) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, " ")
+}
+
+func readMountinfo() ([]Mount, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ParseMountinfo(f)
+}
