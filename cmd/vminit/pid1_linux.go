@@ -124,7 +124,9 @@ func (p *pid1) start(args []string) {
 	}
 	p.reaper = shutdown.NewReaper()
 	p.reaper.OnExit = p.exited
-	p.reaper.OnError = func(err error) { p.emit(event.Event{Kind: event.Error, Step: "reap", Level: "ERROR", Err: err.Error()}) }
+	p.reaper.OnError = func(err error) {
+		p.emit(event.Event{Kind: event.Error, Step: "reap", Level: "ERROR", Err: err.Error()})
+	}
 	sc := p.cfg.shutdown
 	sc.Remount = !fatal
 	if p.mode == sandboxMode {
