@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vminit/vminit/internal/event"
+	"github.com/vminit/vminit/internal/guard"
 	"github.com/vminit/vminit/loop"
 )
 
@@ -40,7 +41,12 @@ type Sequence struct {
 }
 
 // New returns a Sequence in the Running phase. It takes over r.OnDrained.
+// It refuses unless the process may act as init (guard.Check): a Sequence
+// sends signals to every process it can reach.
 func New(l *loop.Loop, r *Reaper, emit func(event.Event), cfg Config) (*Sequence, error) {
+	if _, err := guard.Check(); err != nil {
+		return nil, fmt.Errorf("shutdown: %w", err)
+	}
 	s := &Sequence{cfg: cfg, loop: l, reaper: r, emit: emit}
 	if s.cfg.Reboot == nil {
 		s.cfg.Reboot = unix.Reboot
@@ -197,6 +203,13 @@ func (s *Sequence) sync() {
 func (s *Sequence) remount() {
 	s.phase = Remounting
 	if !s.cfg.Remount {
+		s.finish()
+		return
+	}
+	// Asked again here, so that no bug elsewhere can remount a host's
+	// filesystems: only in a VM, or under a user namespace of our own.
+	if _, err := guard.Check(); err != nil {
+		s.fail("remount", err)
 		s.finish()
 		return
 	}

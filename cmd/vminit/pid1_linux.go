@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vminit/vminit/internal/event"
+	"github.com/vminit/vminit/internal/guard"
 	"github.com/vminit/vminit/loop"
 	"github.com/vminit/vminit/shutdown"
 )
@@ -22,7 +23,7 @@ import (
 // pid1 is vminit acting as init. All of its state is owned by the loop
 // goroutine once the loop runs.
 type pid1 struct {
-	mode   mode
+	mode   guard.Mode
 	cfg    config
 	out    *event.Writer // console or report pipe, never blocking the loop
 	sink   *event.Sink
@@ -37,7 +38,7 @@ type pid1 struct {
 // runInit is vminit as PID 1. It never returns and never exits once the
 // guard has let it act as init: every fatal path ends in sync and reboot(2).
 func runInit(args []string) {
-	m, err := guard()
+	m, err := guard.Check()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "vminit: %v\n", err)
 		os.Exit(1)
@@ -58,7 +59,7 @@ func (p *pid1) start(args []string) {
 	flags := p.cfg
 
 	steps := vmSteps
-	if p.mode == sandboxMode {
+	if p.mode == guard.Sandbox {
 		steps = sandboxSteps
 	}
 	type outcome struct {
@@ -74,7 +75,7 @@ func (p *pid1) start(args []string) {
 	switch {
 	case flags.hasLine:
 		warnings = append(warnings, p.cfg.applyCmdline(flags.cmdline)...)
-	case p.mode == vmMode:
+	case p.mode == guard.VM:
 		line, err := os.ReadFile("/proc/cmdline")
 		if err != nil {
 			warnings = append(warnings, fmt.Errorf("read kernel command line: %w", err))
@@ -107,11 +108,11 @@ func (p *pid1) start(args []string) {
 			p.emit(event.Event{Kind: event.Error, Step: "boot", Level: "ERROR", Err: fmt.Sprintf("%s: %v", o.step, o.err)})
 			// In the sandbox, a step that failed leaves PID 1 without its
 			// own /proc or with mounts shared with the host.
-			fatal = fatal || p.mode == sandboxMode
+			fatal = fatal || p.mode == guard.Sandbox
 		}
 	}
 	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF); err != nil {
-		if p.mode == sandboxMode {
+		if p.mode == guard.Sandbox {
 			p.log.Info("Ctrl-Alt-Del stays with the kernel: reboot(CAD_OFF) is refused in a user namespace", "err", err)
 		} else {
 			p.emit(event.Event{Kind: event.Error, Step: "boot", Level: "ERROR", Err: "reboot(CAD_OFF): " + err.Error()})
@@ -129,7 +130,7 @@ func (p *pid1) start(args []string) {
 	}
 	sc := p.cfg.shutdown
 	sc.Remount = !fatal
-	if p.mode == sandboxMode {
+	if p.mode == guard.Sandbox {
 		sc.Expected = func(err error) string {
 			if errors.Is(err, unix.EPERM) {
 				return "expected in the sandbox: the filesystem belongs to the host"

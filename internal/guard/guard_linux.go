@@ -1,4 +1,4 @@
-package main
+package guard
 
 import (
 	"errors"
@@ -8,21 +8,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// mode is where PID 1 runs.
-type mode int
-
-const (
-	vmMode      mode = iota + 1 // PID 1 of the initial PID namespace: a real VM
-	sandboxMode                 // PID 1 of a PID namespace under a non-initial user namespace
-)
-
-func (m mode) String() string {
-	if m == sandboxMode {
-		return "sandbox"
-	}
-	return "vm"
-}
-
 // The inode numbers of the initial namespaces (PROC_PID_INIT_INO and
 // PROC_USER_INIT_INO in include/linux/proc_ns.h), fixed since Linux 3.8.
 const (
@@ -30,7 +15,7 @@ const (
 	initUserNamespace = 0xEFFFFFFD
 )
 
-// guard decides whether this process may act as init: mount, disable
+// Check decides whether this process may act as init: mount, disable
 // Ctrl-Alt-Del, kill(-1), remount and reboot. It may as PID 1 of the initial
 // PID namespace (a VM, where those acts are what it is for), and as PID 1 of
 // a PID namespace under a user namespace other than the initial one (the
@@ -38,7 +23,7 @@ const (
 // refuses anything else, before touching anything: run by hand, it would
 // signal a whole machine; as PID 1 of a bare PID namespace (unshare -pf as
 // root), its remounts would reach the host's filesystems.
-func guard() (mode, error) {
+func Check() (Mode, error) {
 	if pid := os.Getpid(); pid != 1 {
 		return 0, fmt.Errorf("refusing to act as init: this is PID %d, not PID 1.\n"+
 			"vminit is the init of a VM (boot it with init=/path/to/vminit or as /init of an initramfs);\n"+
@@ -50,9 +35,9 @@ func guard() (mode, error) {
 	}
 	switch {
 	case pidns == initPIDNamespace:
-		return vmMode, nil
+		return VM, nil
 	case userns != initUserNamespace:
-		return sandboxMode, nil
+		return Sandbox, nil
 	}
 	return 0, errors.New("refusing to act as init: this is PID 1 of a PID namespace in the initial user namespace\n" +
 		"(unshare -pf as root?): kill(-1) would stay in the namespace, but remounting read-only would reach\n" +
