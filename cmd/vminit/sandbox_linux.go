@@ -70,11 +70,12 @@ func demoCommand(args []string) int {
 // sandbox's exit status.
 // Event times are shown from start (CLOCK_MONOTONIC).
 func runSandbox(cfg config, applied []string, out io.Writer, start int64) int {
-	// This process is not PID 1: restore default dispositions, then catch
-	// only what it turns into a shutdown request.
-	signal.Reset()
+	// This process is not PID 1: it catches only what it turns into a
+	// shutdown request, then lets the others go back to their defaults
+	// (in that order, so that no request can find it without a handler).
 	requests := make(chan os.Signal, 4)
 	signal.Notify(requests, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
+	signal.Stop(signals)
 
 	exe, err := os.Open("/proc/self/exe")
 	if err != nil {
@@ -162,6 +163,7 @@ func runSandbox(cfg config, applied []string, out io.Writer, start int64) int {
 		case sig := <-requests:
 			if !ready && sent == 0 {
 				requested = sig
+				fmt.Fprintf(os.Stderr, "vminit sandbox: %s: held until PID 1 is ready\n", unix.SignalName(sig.(syscall.Signal)))
 			} else {
 				send(sig)
 			}

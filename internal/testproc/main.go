@@ -1,0 +1,223 @@
+// Command testproc is the workload of vminit's end-to-end tests: small,
+// precise process behaviours (ignore SIGTERM, stop itself, double-fork, take
+// a second to finish a file, signal PID 1...) that the tests start inside the
+// sandbox. Results go to files in a directory the sandbox's root may write.
+//
+//	testproc ROLE [ARGS] [+ ROLE [ARGS]]...
+//
+// With several roles separated by "+", each runs as a child of the first
+// process, which then waits for SIGTERM and exits 0.
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func main() {
+	args := os.Args[1:]
+	if i := indexOf(args, "+"); i >= 0 || (len(args) > 0 && args[0] == "spawn") {
+		os.Exit(parent(args))
+	}
+	if len(args) == 0 {
+		fail("no role")
+	}
+	os.Exit(role(args[0], args[1:]))
+}
+
+// parent starts each "+"-separated role as a child, then waits for SIGTERM.
+// "spawn N ROLE ARGS" starts N copies of one role.
+func parent(args []string) int {
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	if args[0] == "spawn" {
+		n, _ := strconv.Atoi(args[1])
+		for range n {
+			start(args[2:]...)
+		}
+	} else {
+		for len(args) > 0 {
+			i := indexOf(args, "+")
+			if i < 0 {
+				i = len(args)
+			}
+			start(args[:i]...)
+			args = args[min(i+1, len(args)):]
+		}
+	}
+	<-term
+	return 0
+}
+
+func role(name string, args []string) int {
+	term := make(chan os.Signal, 1)
+	arg := func(i int) string {
+		if i >= len(args) {
+			fail("role %s: missing argument %d", name, i+1)
+		}
+		return args[i]
+	}
+	switch name {
+	case "exit": // exit N
+		n, _ := strconv.Atoi(arg(0))
+		return n
+	case "selfkill": // killed by SIGKILL
+		_ = unix.Kill(os.Getpid(), unix.SIGKILL)
+		select {}
+	case "forever": // default dispositions: SIGTERM kills it
+		for {
+			_ = unix.Pause()
+		}
+	case "graceful": // graceful DIR NAME: on SIGTERM, write DIR/NAME and exit 0
+		signal.Notify(term, syscall.SIGTERM)
+		<-term
+		mark(arg(0), arg(1), "term")
+		return 0
+	case "ignore": // ignores SIGTERM
+		signal.Ignore(syscall.SIGTERM)
+		for {
+			_ = unix.Pause()
+		}
+	case "stopped": // stopped DIR: stop itself; on SIGTERM (once continued) write DIR/stopped
+		signal.Notify(term, syscall.SIGTERM)
+		_ = unix.Kill(os.Getpid(), unix.SIGSTOP)
+		<-term
+		mark(arg(0), "stopped", "term")
+		return 0
+	case "daemon": // daemon DIR: double-fork; the orphan writes DIR/daemon on SIGTERM
+		start("daemon-child", arg(0))
+		return 0
+	case "daemon-child":
+		start("graceful", arg(0), "daemon")
+		return 0
+	case "slowfile": // slowfile DIR: on SIGTERM, take 1 s to write DIR/slow, then exit 0
+		signal.Notify(term, syscall.SIGTERM)
+		<-term
+		f, err := os.Create(filepath.Join(arg(0), "slow.partial"))
+		if err != nil {
+			fail("%v", err)
+		}
+		for i := range 10 {
+			fmt.Fprintf(f, "chunk %d\n", i)
+			time.Sleep(100 * time.Millisecond)
+		}
+		fmt.Fprintln(f, "complete")
+		f.Close()
+		_ = os.Rename(filepath.Join(arg(0), "slow.partial"), filepath.Join(arg(0), "slow"))
+		return 0
+	case "grandparent": // grandparent ROLE ARGS: a child that starts ROLE as its child, then both wait
+		start(args...)
+		signal.Notify(term, syscall.SIGTERM)
+		<-term
+		return 0
+	case "mounttmpfs": // mounttmpfs DIR: mount a tmpfs on DIR/mnt, write a file there, exit 0
+		mnt := filepath.Join(arg(0), "mnt")
+		if err := unix.Mount("tmpfs", mnt, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=1m"); err != nil {
+			fail("mount tmpfs on %s: %v", mnt, err)
+		}
+		if err := os.WriteFile(filepath.Join(mnt, "data"), []byte("data\n"), 0o644); err != nil {
+			fail("%v", err)
+		}
+		return 0
+	case "signals": // signals DIR TRIGGER: every signal to PID 1 but the triggers, then TRIGGER
+		trigger, err := strconv.Atoi(arg(1))
+		if err != nil {
+			fail("bad trigger %q", arg(1))
+		}
+		sent := 0
+		for n := unix.Signal(1); n <= 64; n++ {
+			switch n {
+			case unix.SIGKILL, unix.SIGSTOP, unix.SIGTERM, unix.SIGINT, unix.SIGPWR:
+				continue
+			}
+			if err := unix.Kill(1, n); err != nil {
+				fail("kill(1, %d): %v", n, err)
+			}
+			sent++
+		}
+		time.Sleep(200 * time.Millisecond) // let PID 1 take them all
+		if err := unix.Kill(1, 0); err != nil {
+			fail("PID 1 is gone: %v", err)
+		}
+		mark(arg(0), "signals", strconv.Itoa(sent))
+		signal.Notify(term, syscall.SIGTERM)
+		_ = unix.Kill(1, unix.Signal(trigger))
+		<-term
+		return 0
+	case "sigstate": // sigstate DIR: write SigIgn and SigBlk of /proc/self/status to DIR/sigstate
+		b, err := os.ReadFile("/proc/self/status")
+		if err != nil {
+			fail("%v", err)
+		}
+		var out []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "SigIgn:") || strings.HasPrefix(l, "SigBlk:") {
+				out = append(out, l)
+			}
+		}
+		mark(arg(0), "sigstate", strings.Join(out, "\n"))
+		return 0
+	case "identity": // identity DIR: uid_map, CapEff, and opening a host sysctl for writing
+		uidMap, _ := os.ReadFile("/proc/self/uid_map")
+		status, _ := os.ReadFile("/proc/self/status")
+		capEff := ""
+		for _, l := range strings.Split(string(status), "\n") {
+			if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
+				capEff = strings.TrimSpace(v)
+			}
+		}
+		// Opened for writing and closed at once: never written.
+		sysctl := "opened"
+		if f, err := os.OpenFile("/proc/sys/vm/swappiness", os.O_WRONLY, 0); err != nil {
+			sysctl = err.(*os.PathError).Err.(syscall.Errno).Error()
+		} else {
+			f.Close()
+		}
+		mark(arg(0), "identity", fmt.Sprintf("uid_map=%s\ncapeff=%s\nsysctl=%s\nuid=%d", strings.Join(strings.Fields(string(uidMap)), " "), capEff, sysctl, os.Getuid()))
+		return 0
+	}
+	fail("unknown role %q", name)
+	return 2
+}
+
+// start runs another role as a child, never waited for: PID 1 reaps it.
+func start(args ...string) {
+	argv := append([]string{"testproc"}, args...)
+	exe, err := os.Executable() // not /proc/self/exe, which would name the process "exe"
+	if err != nil {
+		fail("%v", err)
+	}
+	if _, err := syscall.ForkExec(exe, argv, &syscall.ProcAttr{
+		Env: os.Environ(), Files: []uintptr{0, 1, 2},
+	}); err != nil {
+		fail("start %v: %v", args, err)
+	}
+}
+
+func mark(dir, name, content string) {
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+		fail("%v", err)
+	}
+}
+
+func indexOf(args []string, s string) int {
+	for i, a := range args {
+		if a == s {
+			return i
+		}
+	}
+	return -1
+}
+
+func fail(format string, a ...any) {
+	fmt.Fprintf(os.Stderr, "testproc: "+format+"\n", a...)
+	os.Exit(99)
+}
