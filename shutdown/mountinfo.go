@@ -97,31 +97,39 @@ var virtualFS = map[string]bool{
 	"selinuxfs": true, "sysfs": true, "tracefs": true,
 }
 
-// RemountPlan returns the mounts to remount read-only: one mount per writable
-// superblock (a remount acts on the superblock, so bind mounts of it are
-// covered) and per mount point (only the top of a stack of mounts is
-// reachable by path), virtual filesystems left out, innermost mount points
-// first so that no filesystem is made read-only before the ones mounted on
-// it.
+// RemountPlan returns the mounts to remount read-only, innermost mount
+// points first: one per writable superblock (a remount acts on the
+// superblock, so the bind mounts of it are covered), preferring the mount of
+// the filesystem's root over bind mounts of its subdirectories, and only
+// mounts at the top of their mount point (the others cannot be reached by
+// path). Virtual filesystems, with no data to lose, are left out.
 func RemountPlan(ms []Mount) []Mount {
-	order := make([]int, len(ms))
-	for i := range order {
-		order[i] = len(ms) - 1 - i // later mounts first among equals
+	top := make(map[string]int) // mount point → index of the last mount on it
+	for i, m := range ms {
+		top[m.Target] = i
 	}
-	slices.SortStableFunc(order, func(a, b int) int {
-		return depth(ms[b].Target) - depth(ms[a].Target)
-	})
-	seenDev, seenTarget := make(map[string]bool), make(map[string]bool)
-	var plan []Mount
-	for _, i := range order {
-		m := ms[i]
-		covered := seenTarget[m.Target]
-		seenTarget[m.Target] = true
-		if covered || !m.Writable() || virtualFS[m.FSType] || seenDev[m.Dev] {
+	best := make(map[string]int) // superblock → index of its representative
+	for i, m := range ms {
+		if top[m.Target] != i || !m.Writable() || virtualFS[m.FSType] {
 			continue
 		}
-		seenDev[m.Dev] = true
-		plan = append(plan, m)
+		if j, ok := best[m.Dev]; !ok || ms[j].Root != "/" && m.Root == "/" {
+			best[m.Dev] = i
+		}
+	}
+	order := make([]int, 0, len(best))
+	for _, i := range best {
+		order = append(order, i)
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		if d := depth(ms[b].Target) - depth(ms[a].Target); d != 0 {
+			return d
+		}
+		return b - a // later mounts first among equals
+	})
+	plan := make([]Mount, len(order))
+	for k, i := range order {
+		plan[k] = ms[i]
 	}
 	return plan
 }
