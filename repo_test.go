@@ -55,7 +55,7 @@ var forbidden = map[string]string{
 	"net/http":                    "the binary stays lean",
 	"os/user":                     "pulls in cgo lookups; an init has no user database to trust",
 	"runtime/cgo":                 "the init is static (CGO_ENABLED=0)",
-	"github.com/mdlayher/socket":   "runs on Go's netpoller: for the host tool, not PID 1",
+	"github.com/mdlayher/socket":  "runs on Go's netpoller: for the host tool, not PID 1",
 	"gonum.org/v1/plot":           "benchmark plotting stays in bench/",
 	"github.com/stretchr/testify": "test-only",
 }
