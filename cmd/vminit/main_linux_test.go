@@ -576,7 +576,9 @@ func TestSandboxDiesWithParent(t *testing.T) {
 	cmd.Process.Kill() // the sandbox process, by its pid: ours
 	cmd.Wait()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(fmt.Sprintf("/proc/%d", inner)); os.IsNotExist(err) {
+		// Dead: gone, or a zombie waiting for the host's init to reap it.
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", inner))
+		if err != nil || strings.Contains(string(b), ") Z ") {
 			return
 		}
 		if time.Now().After(deadline) {
