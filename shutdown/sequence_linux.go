@@ -30,6 +30,7 @@ type Sequence struct {
 	emit   func(event.Event)
 
 	phase     Phase
+	final     Final       // the command in force
 	timer     *loop.Timer // the current phase's deadline
 	graceEnd  int64       // CLOCK_MONOTONIC deadline of the grace
 	work      int         // generation of the current worker: late results are dropped
@@ -47,7 +48,7 @@ func New(l *loop.Loop, r *Reaper, emit func(event.Event), cfg Config) (*Sequence
 	if _, err := guard.Check(); err != nil {
 		return nil, fmt.Errorf("shutdown: %w", err)
 	}
-	s := &Sequence{cfg: cfg, loop: l, reaper: r, emit: emit}
+	s := &Sequence{cfg: cfg, loop: l, reaper: r, emit: emit, final: cfg.Final}
 	if s.cfg.Reboot == nil {
 		s.cfg.Reboot = unix.Reboot
 	}
@@ -75,22 +76,40 @@ func (s *Sequence) Err() error { return s.errs }
 // host to read the last event.
 func (s *Sequence) OnFinish(f func(done func())) { s.finishers = append(s.finishers, f) }
 
-// Start begins the shutdown, on behalf of source (a signal name,
-// "workload_exit", ...). It reports false, and does nothing, if a shutdown
-// is already under way.
+// Start begins the shutdown with the configured grace and final command, on
+// behalf of source (a signal name, "workload_exit", ...). It reports false,
+// and does nothing, if a shutdown is already under way.
 func (s *Sequence) Start(source string) bool {
+	return s.StartWith(source, s.cfg.Grace, s.cfg.Final)
+}
+
+// StartWith is Start with a grace and final command of the request's own.
+func (s *Sequence) StartWith(source string, grace time.Duration, final Final) bool {
 	if s.phase != Running {
 		return false
 	}
 	s.emit(event.Event{Kind: event.Trigger, Source: source})
 	s.phase = Terminating
+	s.final = final
 	s.kill(unix.SIGTERM)
 	s.kill(unix.SIGCONT) // a stopped process runs its SIGTERM handler only once continued
-	s.graceEnd = event.Now() + int64(s.cfg.Grace)
-	s.emit(event.Event{Kind: event.SigTerm, Grace: s.cfg.Grace})
+	s.graceEnd = event.Now() + int64(grace)
+	s.emit(event.Event{Kind: event.SigTerm, Grace: grace})
 	s.arm(s.timer.ResetAt(s.graceEnd))
 	s.reaper.Reap() // nobody left at all: ECHILD ends the wait at once
 	return true
+}
+
+// Final returns the reboot(2) command in force.
+func (s *Sequence) Final() Final { return s.final }
+
+// GraceLeft returns the time left until the grace expires, while
+// terminating.
+func (s *Sequence) GraceLeft() time.Duration {
+	if s.phase != Terminating {
+		return 0
+	}
+	return max(0, time.Duration(s.graceEnd-event.Now()))
 }
 
 // Shorten moves the grace deadline to d from now if that is earlier; it
@@ -267,7 +286,7 @@ func (s *Sequence) remounted(m Mount, ro bool, err error) {
 // FinishTimeout) before calling reboot(2).
 func (s *Sequence) finish() {
 	s.phase = Finishing
-	ev := event.Event{Kind: event.Reboot, Command: s.cfg.Final.String()}
+	ev := event.Event{Kind: event.Reboot, Command: s.final.String()}
 	if s.errs != nil {
 		ev.Err = s.errs.Error()
 	}
@@ -298,12 +317,12 @@ func (s *Sequence) finish() {
 func (s *Sequence) reboot() {
 	s.phase = Rebooting
 	_ = s.timer.Stop()
-	err := s.cfg.Reboot(s.cfg.Final.Cmd())
+	err := s.cfg.Reboot(s.final.Cmd())
 	if err == nil {
 		return // a test's Reboot
 	}
 	s.attempts++
-	s.fail("reboot", fmt.Errorf("reboot(%s), attempt %d of %d: %w", s.cfg.Final, s.attempts, rebootAttempts, err))
+	s.fail("reboot", fmt.Errorf("reboot(%s), attempt %d of %d: %w", s.final, s.attempts, rebootAttempts, err))
 	if s.attempts < rebootAttempts {
 		s.arm(s.timer.Reset(time.Second))
 		return

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vminit/vminit/shutdown"
+	"github.com/vminit/vminit/vsockraw"
 )
 
 // config is everything PID 1 can be told, from the kernel command line
@@ -15,6 +16,8 @@ type config struct {
 	shutdown       shutdown.Config
 	shutdownOnExit bool
 	env            []string
+	control        []vsockraw.Addr // nil: the default for the mode; empty: none
+	controlPeers   []uint32        // vsock CIDs allowed to connect; nil: any
 	json           bool
 	command        []string
 
@@ -26,8 +29,17 @@ type config struct {
 }
 
 func defaultConfig() config {
-	return config{shutdown: shutdown.DefaultConfig(), shutdownOnExit: true, reportFD: -1}
+	return config{
+		shutdown:       shutdown.DefaultConfig(),
+		shutdownOnExit: true,
+		reportFD:       -1,
+		controlPeers:   []uint32{vsockraw.CIDHost},
+	}
 }
+
+// DefaultControlPort is the vsock port a VM's PID 1 listens on unless told
+// otherwise.
+const DefaultControlPort = 10240
 
 // A setting is one configuration key. The same table drives the flags, the
 // kernel command line keys and the reference in README.md.
@@ -77,6 +89,40 @@ var settings = []setting{
 				return fmt.Errorf("want KEY=VALUE, got %q", v)
 			}
 			c.env = append(c.env, v)
+			return nil
+		}},
+	{name: "control", where: everywhere, arg: "ADDR", def: fmt.Sprintf("vsock:%d in a VM, none in the sandbox", DefaultControlPort),
+		usage: "serve the control protocol on vsock:PORT, unix:PATH or vport:NAME (repeatable; none for none)",
+		set: func(c *config, v string) error {
+			if c.control == nil {
+				c.control = []vsockraw.Addr{}
+			}
+			if v == "none" {
+				return nil
+			}
+			a, err := vsockraw.ParseAddr(v)
+			if err != nil {
+				return err
+			}
+			c.control = append(c.control, a)
+			return nil
+		}},
+	{name: "control-peers", where: everywhere, arg: "CID,...|any", def: "2",
+		usage: "vsock CIDs allowed to connect to the control port (2 is the host)",
+		set: func(c *config, v string) error {
+			if v == "any" {
+				c.controlPeers = nil
+				return nil
+			}
+			var cids []uint32
+			for _, f := range strings.Split(v, ",") {
+				n, err := strconv.ParseUint(strings.TrimSpace(f), 10, 32)
+				if err != nil {
+					return fmt.Errorf("want CIDs separated by commas, or any: %v", err)
+				}
+				cids = append(cids, uint32(n))
+			}
+			c.controlPeers = cids
 			return nil
 		}},
 	{name: "json", where: everywhere, arg: "", def: "false",

@@ -8,31 +8,38 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vminit/vminit/internal/control"
 	"github.com/vminit/vminit/internal/event"
 	"github.com/vminit/vminit/internal/guard"
 	"github.com/vminit/vminit/loop"
 	"github.com/vminit/vminit/shutdown"
+	"github.com/vminit/vminit/vsockraw"
 )
 
 // pid1 is vminit acting as init. All of its state is owned by the loop
 // goroutine once the loop runs.
 type pid1 struct {
-	mode   guard.Mode
-	cfg    config
-	out    *event.Writer // console or report pipe, never blocking the loop
-	sink   *event.Sink
-	log    *slog.Logger
-	loop   *loop.Loop
-	reaper *shutdown.Reaper
-	seq    *shutdown.Sequence
+	mode    guard.Mode
+	cfg     config
+	out     *event.Writer // console or report pipe, never blocking the loop
+	sink    *event.Sink
+	log     *slog.Logger
+	loop    *loop.Loop
+	reaper  *shutdown.Reaper
+	seq     *shutdown.Sequence
+	control *control.Server
+	started int64 // CLOCK_MONOTONIC at start
 
-	workload int // pid of the workload, 0 if none runs
+	workload       int // pid of the workload, 0 if none runs
+	workloadEnded  bool
+	workloadStatus int
 }
 
 // runInit is vminit as PID 1. It never returns and never exits once the
@@ -43,7 +50,7 @@ func runInit(args []string) {
 		fmt.Fprintf(os.Stderr, "vminit: %v\n", err)
 		os.Exit(1)
 	}
-	p := &pid1{mode: m}
+	p := &pid1{mode: m, started: event.Now()}
 	defer p.emergency()
 	p.start(args)
 	err = p.loop.Run()
@@ -145,6 +152,7 @@ func (p *pid1) start(args []string) {
 	if err := p.loop.Signals(signals, p.signal); err != nil {
 		panic(err)
 	}
+	p.listen()
 	p.emit(event.Event{Kind: event.Ready, Mode: p.mode.String()})
 
 	p.reaper.Reap() // children inherited before the loop, and no SIGCHLD lost before it
@@ -155,8 +163,84 @@ func (p *pid1) start(args []string) {
 	p.startWorkload()
 }
 
-// emit reports an event to the console (or the sandbox's report pipe).
-func (p *pid1) emit(e event.Event) { p.sink.Emit(e) }
+// emit reports an event to the console (or the sandbox's report pipe), and
+// to the hosts that asked for a shutdown.
+func (p *pid1) emit(e event.Event) {
+	if e.Mono == 0 {
+		e.Mono = event.Now()
+	}
+	p.sink.Emit(e)
+	if p.control != nil {
+		p.control.Broadcast(e)
+	}
+}
+
+// listen opens the control listeners before the workload starts: a VM
+// listens on the default vsock port unless told otherwise; the sandbox only
+// where told (vsock is not namespaced: a sandbox's port would be the host's).
+func (p *pid1) listen() {
+	p.control = control.NewServer(p.loop, p, p.log, control.DefaultLimits)
+	p.seq.OnFinish(p.control.Finish)
+	addrs := p.cfg.control
+	if addrs == nil && p.mode == guard.VM {
+		addrs = []vsockraw.Addr{{Kind: vsockraw.VSock, Port: DefaultControlPort}}
+	}
+	peers := p.cfg.controlPeers
+	allow := func(peer vsockraw.Peer) bool { return peers == nil || slices.Contains(peers, peer.CID) }
+	for _, a := range addrs {
+		if err := p.control.Listen(a, allow); err != nil {
+			p.emit(event.Event{Kind: event.Error, Step: "control", Level: "ERROR", Err: err.Error()})
+			continue
+		}
+		p.log.Info("control: serving", "addr", a.String())
+	}
+}
+
+// Status answers the control protocol's status request.
+func (p *pid1) Status() event.Event {
+	now := event.Now()
+	procs, _ := shutdown.Processes()
+	e := event.Event{Kind: event.State, Mono: now, Uptime: time.Duration(now - p.started), Procs: len(procs), Phase: p.seq.Phase().String()}
+	switch {
+	case p.workload != 0:
+		e.Workload, e.PID = "running", p.workload
+	case p.workloadEnded:
+		e.Workload, e.Status = "exited", p.workloadStatus
+	default:
+		e.Workload = "none"
+	}
+	return e
+}
+
+// Shutdown answers the control protocol's shutdown request: it begins the
+// shutdown, or joins the one under way (a grace may shorten it, never
+// lengthen it).
+func (p *pid1) Shutdown(r control.Request) (event.Event, func()) {
+	now := event.Now()
+	switch phase := p.seq.Phase(); phase {
+	case shutdown.Running:
+		grace, final := p.cfg.shutdown.Grace, p.cfg.shutdown.Final
+		if r.HasGrace {
+			grace = r.Grace
+		}
+		if r.HasFinal {
+			final = r.Final
+		}
+		reply := event.Event{Kind: event.Accepted, Mono: now, Grace: grace, Command: final.String(), Phase: shutdown.Terminating.String()}
+		return reply, func() { p.seq.StartWith("control ("+r.From+")", grace, final) }
+	case shutdown.Frozen:
+		return event.Event{Kind: event.Error, Mono: now, Err: "reboot(2) failed: PID 1 is frozen"}, nil
+	default:
+		if r.HasGrace {
+			p.seq.Shorten(r.Grace)
+		}
+		reply := event.Event{Kind: event.Accepted, Mono: now, Grace: p.seq.GraceLeft(), Command: p.seq.Final().String(), Phase: phase.String()}
+		if r.HasFinal && r.Final != p.seq.Final() {
+			reply.Msg = "joined a shutdown under way: its final command stays " + p.seq.Final().String()
+		}
+		return reply, nil
+	}
+}
 
 // signal handles every signal PID 1 receives.
 func (p *pid1) signal(sig unix.Signal) {
@@ -193,11 +277,12 @@ func (p *pid1) exited(e shutdown.Exit) {
 	}
 	ev.Kind, ev.Comm = event.WorkloadExit, ""
 	p.emit(ev)
-	p.workloadEnded()
+	p.ended(e.Status)
 }
 
-func (p *pid1) workloadEnded() {
-	p.workload = 0
+// ended records the workload's status and, if so configured, shuts down.
+func (p *pid1) ended(status int) {
+	p.workload, p.workloadEnded, p.workloadStatus = 0, true, status
 	if p.cfg.shutdownOnExit {
 		p.seq.Start("workload_exit")
 	}
@@ -228,7 +313,7 @@ func (p *pid1) startWorkload() {
 		}
 		p.emit(event.Event{Kind: event.Error, Step: "workload", Level: "ERROR", Err: fmt.Sprintf("start %s: %v", argv[0], err)})
 		p.emit(event.Event{Kind: event.WorkloadExit, Status: status})
-		p.workloadEnded()
+		p.ended(status)
 		return
 	}
 	comm := filepath.Base(path)

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -123,7 +122,7 @@ func runSandbox(cfg config, applied []string, out io.Writer, start int64) int {
 		exited <- waited{ws, err}
 	}()
 
-	pr := printer{out: out, json: cfg.json, start: start}
+	pr := printer{out: out, json: cfg.json, p: event.Printer{Out: out, Start: start}}
 	var (
 		tl        event.Timeline
 		ready     bool
@@ -261,13 +260,11 @@ func readEvents(r io.ReadCloser, c chan<- line) {
 	}
 }
 
-// printer shows the events: as received (JSON), or one readable line each,
-// timed from the sandbox's start and, after the trigger, from the trigger.
+// printer shows the events: as received (JSON), or one readable line each.
 type printer struct {
-	out     io.Writer
-	json    bool
-	start   int64
-	trigger int64
+	out  io.Writer
+	json bool
+	p    event.Printer
 }
 
 func (p *printer) print(l line) {
@@ -275,20 +272,5 @@ func (p *printer) print(l line) {
 		fmt.Fprintf(p.out, "%s\n", l.raw)
 		return
 	}
-	e := l.ev
-	if e.Kind == event.Trigger {
-		p.trigger = e.Mono
-	}
-	since := ""
-	if p.trigger != 0 {
-		since = "+" + event.Round(time.Duration(e.Mono-p.trigger)).String()
-	}
-	kind := string(e.Kind)
-	if e.Kind == event.Log {
-		kind = "·"
-		if e.Level != "" && e.Level != "INFO" {
-			kind = e.Level
-		}
-	}
-	fmt.Fprintln(p.out, strings.TrimRight(fmt.Sprintf("%8.3fs %10s  %-14s %s", float64(e.Mono-p.start)/1e9, since, kind, e.String()), " "))
+	p.p.Print(l.ev)
 }

@@ -24,6 +24,11 @@ const (
 	Reboot        Kind = "reboot"         // Command, Err (failed steps)
 	Error         Kind = "error"          // Step, Err
 	Log           Kind = "log"            // Level, Msg, Err: anything else
+
+	// Replies of the control protocol.
+	Pong     Kind = "pong"     // to ping
+	State    Kind = "status"   // to status: Uptime, Procs, Workload, PID, Status, Phase
+	Accepted Kind = "accepted" // to shutdown, before any signal: Grace, Command, Phase
 )
 
 // Proc names a process.
@@ -55,11 +60,18 @@ type Event struct {
 	FSType    string        `json:"fstype,omitempty"`
 	ReadOnly  bool          `json:"ro,omitempty"`
 	Command   string        `json:"command,omitempty"`
+	Uptime    time.Duration `json:"uptime_ns,omitempty"`
+	Procs     int           `json:"procs,omitempty"`
+	Workload  string        `json:"workload,omitempty"` // none, running, exited
+	Phase     string        `json:"phase,omitempty"`
 	Err       string        `json:"error,omitempty"`
 }
 
-// hasStatus reports whether the kind always carries a status.
-func (e *Event) hasStatus() bool { return e.Kind == Reaped || e.Kind == WorkloadExit }
+// hasStatus reports whether the event always carries a status: a process
+// ended.
+func (e *Event) hasStatus() bool {
+	return e.Kind == Reaped || e.Kind == WorkloadExit || e.Kind == State && e.Workload == "exited"
+}
 
 // A field is one encoded key and value.
 type field struct {
@@ -90,6 +102,10 @@ func (e *Event) fields() []field {
 	add("fstype", e.FSType, e.FSType != "")
 	add("ro", e.ReadOnly, e.ReadOnly)
 	add("command", e.Command, e.Command != "")
+	add("uptime_ns", int64(e.Uptime), e.Uptime != 0)
+	add("procs", e.Procs, e.Kind == State)
+	add("workload", e.Workload, e.Workload != "")
+	add("phase", e.Phase, e.Phase != "")
 	add("error", e.Err, e.Err != "")
 	return f
 }
@@ -107,8 +123,8 @@ func (e Event) String() string {
 		if b.Len() > 0 {
 			b.WriteByte(' ')
 		}
-		if f.key == "grace_ns" {
-			b.WriteString("grace=")
+		if k, ok := strings.CutSuffix(f.key, "_ns"); ok {
+			b.WriteString(k + "=")
 		} else {
 			b.WriteString(f.key)
 			b.WriteByte('=')
@@ -134,7 +150,7 @@ func textValue(f field) string {
 		}
 		return strings.Join(s, ",")
 	case int64:
-		if f.key == "grace_ns" {
+		if strings.HasSuffix(f.key, "_ns") {
 			return time.Duration(v).String()
 		}
 		return fmt.Sprint(v)

@@ -26,6 +26,10 @@ func TestJSONRoundTrip(t *testing.T) {
 		{Kind: Remount, Mono: 6, Mount: "/data", FSType: "ext4", ReadOnly: true},
 		{Kind: Reboot, Mono: 7, Command: "poweroff", Err: "sync: timed out"},
 		{Kind: Log, Mono: 8, Level: "WARN", Msg: "héllo\nworld\t<&>", Err: "bad"},
+		{Kind: State, Mono: 9, Uptime: 3 * time.Second, Procs: 0, Workload: "exited", Status: 0, Phase: "running"},
+		{Kind: State, Mono: 9, Uptime: 3 * time.Second, Procs: 4, Workload: "running", PID: 2, Phase: "running"},
+		{Kind: Accepted, Mono: 10, Grace: time.Second, Command: "restart", Phase: "terminating"},
+		{Kind: Pong, Mono: 11},
 	} {
 		b := e.AppendJSON(nil)
 		if !json.Valid(b) || b[len(b)-1] != '\n' {
