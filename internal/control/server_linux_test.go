@@ -2,8 +2,8 @@ package control
 
 import (
 	"bufio"
-	"errors"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"

@@ -12,8 +12,8 @@ import (
 // event's), then, from the trigger on, the time since the trigger, the kind
 // and the fields.
 //
-//	   1.010s        +0s  trigger        source=SIGTERM
-//	   1.011s     +383µs  sigterm        grace=1s
+//	1.010s        +0s  trigger        source=SIGTERM
+//	1.011s     +383µs  sigterm        grace=1s
 type Printer struct {
 	Out     io.Writer
 	Start   int64
