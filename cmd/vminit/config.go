@@ -134,8 +134,8 @@ var settings = []setting{
 			c.cmdline, c.hasLine = v, true
 			return nil
 		}},
-	{name: "report-fd", arg: "FD", where: onInit,
-		usage: "write JSON events to this inherited descriptor instead of the console (used by the sandbox)",
+	{name: "report-fd", arg: "FD", where: onInit | onSandbox,
+		usage: "write JSON events to this inherited descriptor instead of the console (PID 1), or instead of stderr (the sandbox)",
 		set: func(c *config, v string) error {
 			fd, err := strconv.Atoi(v)
 			if err != nil || fd < 3 {
@@ -255,12 +255,13 @@ func splitCmdline(line string) []string {
 	return words
 }
 
-// applyArgs applies the flags of scope where and sets the command: the first
-// argument that is not a flag, or everything after "--". Flags are
-// --name VALUE, --name=VALUE, or --name alone for booleans; one dash works
-// too. If strict (a command line tool), the first bad flag is an error;
-// otherwise (PID 1) bad flags are reported and skipped, so that a typo never
-// costs the workload. It returns the flags it applied, for passing on.
+// applyArgs applies the flags of scope where and sets the command: everything
+// after "--" or, for PID 1 (whose arguments come from the kernel), the first
+// argument that is not a flag. Flags are --name VALUE, --name=VALUE, or
+// --name alone for booleans; one dash works too. If strict (a command line
+// tool), the first bad flag is an error; otherwise (PID 1) bad flags are
+// reported and skipped, so that a typo never costs the workload. It returns
+// the flags it applied, for passing on.
 func (c *config) applyArgs(args []string, where scope, strict bool) (applied []string, warnings []error, err error) {
 	c.command = nil
 	for i := 0; i < len(args); i++ {
@@ -270,6 +271,12 @@ func (c *config) applyArgs(args []string, where scope, strict bool) (applied []s
 			break
 		}
 		if len(a) < 2 || a[0] != '-' {
+			if strict {
+				// A tool's command line: the command follows "--", so
+				// that a stray word (--shutdown-on-exit false) is an
+				// error, not a command.
+				return applied, warnings, fmt.Errorf("unexpected argument %q: the command goes after --, and a boolean flag takes =false", a)
+			}
 			c.command = args[i:]
 			break
 		}

@@ -74,6 +74,8 @@ func TestApplyArgs(t *testing.T) {
 		{args: []string{"--grace=abc", "--", "app"}, command: "app", grace: 10 * time.Second, warn: 1},
 		{args: []string{"--grace"}, grace: 10 * time.Second, warn: 1},
 		{args: []string{"--bogus", "--", "app"}, strict: true, err: true},
+		{args: []string{"--shutdown-on-exit", "false", "--", "app"}, strict: true, err: true},
+		{args: []string{"--shutdown-on-exit=false", "--", "app"}, strict: true, command: "app", grace: 10 * time.Second},
 		{args: []string{"--shutdown-after=1s"}, grace: 10 * time.Second, warn: 1}, // a sandbox flag, not PID 1's
 		{args: nil, grace: 10 * time.Second},
 	} {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/vminit/vminit/internal/demo"
@@ -49,6 +50,10 @@ func main() {
 	if os.Getpid() != 1 && len(os.Args) > 1 {
 		if cmd, ok := commands[os.Args[1]]; ok {
 			os.Exit(cmd(os.Args[2:]))
+		}
+		if a := os.Args[1]; !strings.HasPrefix(a, "-") && !strings.Contains(a, "/") {
+			fmt.Fprintf(os.Stderr, "vminit: unknown command %q (commands: sandbox, demo, help)\n", a)
+			os.Exit(exitUsage)
 		}
 	}
 	runInit(os.Args[1:])

@@ -50,9 +50,17 @@ func runInit(args []string) {
 		fmt.Fprintf(os.Stderr, "vminit: %v\n", err)
 		os.Exit(1)
 	}
+	var sigErr error
+	if cleanSignals() {
+		sigErr = reexecUnmasked()
+	}
+	os.Unsetenv(reexecEnv)
 	p := &pid1{mode: m, started: event.Now()}
 	defer p.emergency()
 	p.start(args)
+	if sigErr != nil {
+		p.emit(event.Event{Kind: event.Error, Step: "boot", Level: "ERROR", Err: "signal mask: " + sigErr.Error()})
+	}
 	err = p.loop.Run()
 	panic(fmt.Sprintf("event loop stopped: %v", err))
 }
@@ -120,7 +128,7 @@ func (p *pid1) start(args []string) {
 	}
 	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF); err != nil {
 		if p.mode == guard.Sandbox {
-			p.log.Info("Ctrl-Alt-Del stays with the kernel: reboot(CAD_OFF) is refused in a user namespace", "err", err)
+			p.log.Info("Ctrl-Alt-Del: left to the kernel (expected in the sandbox: reboot(CAD_OFF) is refused in a user namespace)")
 		} else {
 			p.emit(event.Event{Kind: event.Error, Step: "boot", Level: "ERROR", Err: "reboot(CAD_OFF): " + err.Error()})
 		}

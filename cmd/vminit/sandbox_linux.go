@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"strconv"
 	"syscall"
 	"time"
@@ -26,54 +28,105 @@ const (
 	exitCrashed = 125 // PID 1 ended without reaching reboot(2), or never started
 )
 
+const sandboxUsage = `usage: vminit sandbox [FLAGS] -- COMMAND [ARGS...]
+
+Runs COMMAND under vminit as PID 1 of new user, PID, mount, UTS and IPC
+namespaces (root inside is an unprivileged user outside: uid 65534 when run
+as root), prints vminit's timeline on stderr, and exits with the command's
+status. SIGINT, SIGTERM or SIGHUP to the sandbox asks PID 1 to shut down; a
+second one kills the sandbox.
+
+`
+
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
+}
+
 func sandboxCommand(args []string) int {
+	if wantsHelp(args) {
+		fmt.Print(sandboxUsage + usage(onSandbox))
+		return 0
+	}
 	cfg := defaultConfig()
 	applied, _, err := cfg.applyArgs(args, onSandbox, true)
+	if err == nil && len(cfg.command) == 0 {
+		err = errors.New("no command after --")
+	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "vminit sandbox: %v\nusage: vminit sandbox [FLAGS] -- COMMAND [ARGS...]\n%s", err, usage(onSandbox))
+		fmt.Fprintf(os.Stderr, "vminit sandbox: %v\n%s%s", err, sandboxUsage, usage(onSandbox))
 		return exitUsage
 	}
-	if len(cfg.command) == 0 {
-		fmt.Fprintf(os.Stderr, "vminit sandbox: no command\nusage: vminit sandbox [FLAGS] -- COMMAND [ARGS...]\n%s", usage(onSandbox))
-		return exitUsage
-	}
-	return runSandbox(cfg, applied, os.Stdout, event.Now())
+	return runSandbox(cfg, applied, event.Now())
 }
 
 // demoCommand runs the sandbox on the demo process tree and asks it to shut
 // down after a second, with a short grace.
+// A demo is asked to shut down after a second, with a 1 s grace, unless its
+// flags say otherwise; with a control address, the host asks (make demo runs
+// vminitctl).
 func demoCommand(args []string) int {
+	if wantsHelp(args) {
+		fmt.Print("usage: vminit demo [FLAGS]\n\n" + demo.Banner + "\nThe flags are the sandbox's:\n" + usage(onSandbox))
+		return 0
+	}
 	cfg := defaultConfig()
 	cfg.shutdownAfter = time.Second
-	base := []string{"--grace=1s"}
-	applied, _, err := cfg.applyArgs(append(base, args...), onSandbox, true)
+	applied, _, err := cfg.applyArgs(append([]string{"--grace=1s"}, args...), onSandbox, true)
+	if err == nil && len(cfg.command) > 0 {
+		err = errors.New("takes no command (use vminit sandbox)")
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "vminit demo: %v\n%s", err, usage(onSandbox))
 		return exitUsage
 	}
-	if len(cfg.command) > 0 {
-		fmt.Fprintln(os.Stderr, "vminit demo: takes no command (use vminit sandbox)")
-		return exitUsage
+	if len(cfg.control) > 0 && !slices.ContainsFunc(args, func(a string) bool { return strings.Contains(a, "shutdown-after") }) {
+		cfg.shutdownAfter = 0
 	}
 	cfg.command = []string{"/proc/self/exe", demo.Role, "tree"}
 	if !cfg.json {
-		fmt.Print(demo.Banner)
+		trigger := fmt.Sprintf("after %v the sandbox asks PID 1 to shut down (SIGTERM)", cfg.shutdownAfter)
+		if cfg.shutdownAfter == 0 {
+			trigger = "the host asks PID 1 to shut down (vminitctl)"
+		}
+		fmt.Fprintf(os.Stderr, demo.Banner, trigger, cfg.shutdown.Grace)
 	}
 	start := event.Now()
 	os.Setenv(demo.StartEnv, strconv.FormatInt(start, 10))
-	return runSandbox(cfg, applied, os.Stdout, start)
+	return runSandbox(cfg, applied, start)
 }
 
 // runSandbox starts vminit as PID 1 of new namespaces with the given init
 // flags, relays shutdown requests to it, prints its events, and returns the
 // sandbox's exit status.
-// Event times are shown from start (CLOCK_MONOTONIC).
-func runSandbox(cfg config, applied []string, out io.Writer, start int64) int {
+// runSandbox prints the events on stderr (the workload owns stdout), as lines
+// timed from start (CLOCK_MONOTONIC), or as JSON lines; with --report-fd,
+// JSON lines go to that descriptor instead.
+func runSandbox(cfg config, applied []string, start int64) int {
+	var out io.Writer = os.Stderr
+	if cfg.reportFD >= 0 {
+		out = os.NewFile(uintptr(cfg.reportFD), "report")
+		cfg.json = true
+	}
 	// This process is not PID 1: it catches only what it turns into a
 	// shutdown request, then lets the others go back to their defaults
 	// (in that order, so that no request can find it without a handler).
 	requests := make(chan os.Signal, 4)
 	signal.Notify(requests, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
+	// SIGHUP (the terminal went away) asks as SIGTERM: PID 1 ignores SIGHUP.
+	asked := func(sig os.Signal) os.Signal {
+		if sig == unix.SIGHUP {
+			return unix.SIGTERM
+		}
+		return sig
+	}
 	signal.Stop(signals)
 
 	exe, err := os.Open("/proc/self/exe")
@@ -89,7 +142,7 @@ func runSandbox(cfg config, applied []string, out io.Writer, start int64) int {
 	}
 	argv := []string{"vminit", "--report-fd=3", "--cmdline=" + cfg.cmdline}
 	for _, a := range applied {
-		if s := lookupSetting(flagName(a), onInit); s != nil && s.name != "cmdline" {
+		if s := lookupSetting(flagName(a), onInit); s != nil && s.name != "cmdline" && s.name != "report-fd" {
 			argv = append(argv, a)
 		}
 	}
@@ -123,6 +176,9 @@ func runSandbox(cfg config, applied []string, out io.Writer, start int64) int {
 	}()
 
 	pr := printer{out: out, json: cfg.json, p: event.Printer{Out: out, Start: start}}
+	if !cfg.json {
+		pr.p.Header()
+	}
 	var (
 		tl        event.Timeline
 		ready     bool
@@ -160,6 +216,7 @@ func runSandbox(cfg config, applied []string, out io.Writer, start int64) int {
 				}
 			}
 		case sig := <-requests:
+			sig = asked(sig)
 			if !ready && sent == 0 {
 				requested = sig
 				fmt.Fprintf(os.Stderr, "vminit sandbox: %s: held until PID 1 is ready\n", unix.SignalName(sig.(syscall.Signal)))
@@ -208,7 +265,7 @@ func sandboxStatus(cfg config, tl *event.Timeline, ws unix.WaitStatus, err error
 		fmt.Fprintf(os.Stderr, "vminit sandbox: PID 1 ended by %s, expected %s for %s\n", unix.SignalName(ws.Signal()), unix.SignalName(want), cfg.shutdown.Final)
 	}
 	if !cfg.json {
-		fmt.Fprintf(pr.out, "PID 1 ended by reboot(%s) (seen by the host as %s)\n", tl.Command, unix.SignalName(ws.Signal()))
+		fmt.Fprintf(pr.out, "PID 1 called reboot(%s), which ends a PID namespace (its parent sees %s)\n", tl.Command, unix.SignalName(ws.Signal()))
 	}
 	if len(cfg.command) > 0 && !tl.Workload {
 		fmt.Fprintln(os.Stderr, "vminit sandbox: the workload's exit status was not reported")

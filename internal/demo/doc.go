@@ -19,9 +19,11 @@ const Role = "_demo"
 // times as the sandbox's timeline.
 const StartEnv = "VMINIT_DEMO_START"
 
-// Banner introduces the demo.
+// Banner introduces the demo; it takes how the shutdown is requested and the
+// grace.
 const Banner = `vminit demo: vminit runs as PID 1 of new user, PID and mount namespaces with a
 process tree of 3 workers (exit on SIGTERM), one stubborn process (ignores
-SIGTERM), one stopped process (SIGSTOP) and one double-forked daemon. After a
-second the sandbox asks PID 1 to shut down (SIGTERM), with a 1 s grace.
+SIGTERM), one stopped process (SIGSTOP) and one double-forked daemon; %s,
+with a %v grace.
+
 `

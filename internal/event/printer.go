@@ -20,6 +20,11 @@ type Printer struct {
 	trigger int64
 }
 
+// Header prints the columns' names.
+func (p *Printer) Header() {
+	fmt.Fprintf(p.Out, "%9s %10s  %-14s %s\n", "time", "+trigger", "event", "details")
+}
+
 // Print prints one event.
 func (p *Printer) Print(e Event) {
 	if p.Start == 0 {
@@ -33,11 +38,8 @@ func (p *Printer) Print(e Event) {
 		since = "+" + Round(time.Duration(e.Mono-p.trigger)).String()
 	}
 	kind := string(e.Kind)
-	if e.Kind == Log {
-		kind = "·"
-		if e.Level != "" && e.Level != "INFO" {
-			kind = e.Level
-		}
+	if e.Kind == Log && e.Level != "" && e.Level != "INFO" {
+		kind = "log " + e.Level
 	}
 	line := fmt.Sprintf("%8.3fs %10s  %-14s %s", float64(e.Mono-p.Start)/1e9, since, kind, e.String())
 	fmt.Fprintln(p.Out, strings.TrimRight(line, " "))

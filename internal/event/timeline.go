@@ -26,7 +26,8 @@ type Timeline struct {
 	Killed         []Proc // survivors of the grace
 	Workload       bool   // the workload's exit was seen
 	WorkloadStatus int
-	Remounts       int
+	Remounts       int // filesystems made read-only
+	Refused        int // remounts refused as expected (the sandbox's inherited filesystems)
 	Errors         []string
 }
 
@@ -56,7 +57,11 @@ func (t *Timeline) Add(e Event) {
 			t.SyncEnd = e.Mono
 		}
 	case Remount:
-		t.Remounts++
+		if e.ReadOnly {
+			t.Remounts++
+		} else if e.Level == "INFO" {
+			t.Refused++
+		}
 	case WorkloadExit:
 		t.Workload, t.WorkloadStatus = true, e.Status
 	case Reboot:
@@ -117,19 +122,32 @@ func (t *Timeline) WriteSummary(w io.Writer) {
 		fmt.Fprintln(w, "no shutdown was triggered")
 		return
 	}
-	fmt.Fprintf(w, "shutdown (%s): %d processes reaped", t.Source, t.Reaped)
-	if len(t.Killed) > 0 {
+	fmt.Fprintf(w, "shutdown (%s): ", t.Source)
+	switch {
+	case t.Reaped == 0:
+		fmt.Fprint(w, "no process was left to stop")
+	case len(t.Killed) > 0:
 		names := make([]string, len(t.Killed))
 		for i, p := range t.Killed {
 			names[i] = p.String()
 		}
-		fmt.Fprintf(w, ", %d SIGKILLed at the grace: %s", len(t.Killed), strings.Join(names, " "))
-	} else if t.Expired == 0 {
-		fmt.Fprint(w, ", all on SIGTERM")
+		fmt.Fprintf(w, "%s reaped, %d SIGKILLed at the grace: %s", plural(t.Reaped, "process", "processes"), len(t.Killed), strings.Join(names, ","))
+	case t.Expired == 0:
+		fmt.Fprintf(w, "%s reaped, all exited on SIGTERM", plural(t.Reaped, "process", "processes"))
+	default:
+		fmt.Fprintf(w, "%s reaped", plural(t.Reaped, "process", "processes"))
 	}
 	fmt.Fprintln(w)
 	for _, p := range t.Phases() {
-		fmt.Fprintf(w, "  %-32s %10s\n", p.Name, Round(p.Dur))
+		note := ""
+		if strings.HasPrefix(p.Name, "remount") && t.Remounts+t.Refused > 0 {
+			note = fmt.Sprintf("  (%d read-only", t.Remounts)
+			if t.Refused > 0 {
+				note += fmt.Sprintf(", %d refused as expected: the host's", t.Refused)
+			}
+			note += ")"
+		}
+		fmt.Fprintf(w, "  %-32s %10s%s\n", p.Name, Round(p.Dur), note)
 	}
 	if t.Done() {
 		fmt.Fprintf(w, "  %-32s %10s\n", "total: trigger → reboot("+t.Command+")", Round(t.Total()))
@@ -139,6 +157,13 @@ func (t *Timeline) WriteSummary(w io.Writer) {
 	for _, e := range t.Errors {
 		fmt.Fprintf(w, "  error: %s\n", e)
 	}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // Round rounds d for display: microseconds below 10 ms, then 0.1 ms.

@@ -5,10 +5,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -174,6 +176,18 @@ func role(name string, args []string) int {
 		}
 		mark(arg(0), "identity", fmt.Sprintf("uid_map=%s\ncapeff=%s\nsysctl=%s\nuid=%d", strings.Join(strings.Fields(string(uidMap)), " "), capEff, sysctl, os.Getuid()))
 		return 0
+	case "dirty-exec": // dirty-exec ARGV...: exec ARGV ignoring signals 10, 34, 50 and blocking 12, 40
+		signal.Ignore(syscall.Signal(10), syscall.Signal(50))
+		runtime.LockOSThread()
+		ign := [5]uint64{1} // struct sigaction: SIG_IGN, no flags
+		if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, 34, uintptr(unsafe.Pointer(&ign)), 0, 8, 0, 0); e != 0 {
+			fail("ignore 34: %v", e)
+		}
+		block := uint64(1<<(12-1) | 1<<(40-1))
+		if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_BLOCK, uintptr(unsafe.Pointer(&block)), 0, 8, 0, 0); e != 0 {
+			fail("block: %v", e)
+		}
+		fail("exec %s: %v", arg(0), unix.Exec(arg(0), args, os.Environ()))
 	}
 	fail("unknown role %q", name)
 	return 2

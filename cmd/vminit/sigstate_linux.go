@@ -1,0 +1,90 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Children must start with no signal ignored or blocked: an ignored SIGTERM
+// survives exec and makes a workload deaf to the shutdown. PID 1 of a VM
+// starts clean, but PID 1 of a sandbox inherits whatever its caller had
+// (GNU make, for one, ignores signals 32 and 33), and the Go runtime passes
+// on two things it never touches:
+//
+//   - the dispositions of signals it has no handler for (32 and 34, which it
+//     leaves to the C library, and any that Notify cannot take over), and
+//   - the signal mask the process started with, which every child gets back
+//     after fork (runtime.msigrestore).
+//
+// cleanSignals resets every inherited SIG_IGN to SIG_DFL (signals with a Go
+// handler are reset by exec anyway) and reports whether the starting mask
+// blocked anything, in which case PID 1 re-executes itself once, with an
+// empty mask, before it does anything else.
+func cleanSignals() (masked bool) {
+	for sig := 1; sig <= 64; sig++ {
+		if sig == int(unix.SIGKILL) || sig == int(unix.SIGSTOP) {
+			continue
+		}
+		var old sigaction
+		if rtSigaction(sig, nil, &old) == nil && old.handler == sigIgn {
+			var dfl sigaction // SIG_DFL, no flags, empty mask
+			_ = rtSigaction(sig, &dfl, nil)
+		}
+	}
+	var mask uint64
+	if err := rtSigprocmask(unix.SIG_BLOCK, nil, &mask); err != nil {
+		return false
+	}
+	return mask != 0
+}
+
+// reexecEnv marks the one re-execution, so that a mask that cannot be
+// cleared cannot make PID 1 loop.
+const reexecEnv = "VMINIT_REEXEC"
+
+// reexecUnmasked replaces the process with itself, from a thread whose mask
+// is empty: the new runtime starts, and its children are born, unmasked.
+// It returns only if that fails.
+func reexecUnmasked() error {
+	if os.Getenv(reexecEnv) != "" {
+		os.Unsetenv(reexecEnv)
+		return fmt.Errorf("the signal mask is still not empty after re-executing")
+	}
+	runtime.LockOSThread()
+	var empty uint64
+	if err := rtSigprocmask(unix.SIG_SETMASK, &empty, nil); err != nil {
+		return err
+	}
+	return unix.Exec("/proc/self/exe", os.Args, append(os.Environ(), reexecEnv+"=1"))
+}
+
+// sigaction is the kernel's struct sigaction; only the handler, its first
+// field on every architecture, is read, and a zero one is SIG_DFL everywhere.
+type sigaction struct {
+	handler uintptr
+	rest    [4]uint64
+}
+
+const sigIgn = 1
+
+func rtSigaction(sig int, act, old *sigaction) error {
+	_, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig),
+		uintptr(unsafe.Pointer(act)), uintptr(unsafe.Pointer(old)), 8, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+func rtSigprocmask(how int, set, old *uint64) error {
+	_, _, e := unix.RawSyscall6(unix.SYS_RT_SIGPROCMASK, uintptr(how),
+		uintptr(unsafe.Pointer(set)), uintptr(unsafe.Pointer(old)), 8, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
