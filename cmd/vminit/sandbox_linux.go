@@ -9,8 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"slices"
-	"strings"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 

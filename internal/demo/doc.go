@@ -23,7 +23,7 @@ const StartEnv = "VMINIT_DEMO_START"
 // grace.
 const Banner = `vminit demo: vminit runs as PID 1 of new user, PID and mount namespaces with a
 process tree of 3 workers (exit on SIGTERM), one stubborn process (ignores
-SIGTERM), one stopped process (SIGSTOP) and one double-forked daemon; %s,
-with a %v grace.
+SIGTERM), one stopped process (SIGSTOP) and one double-forked daemon.
+Shutdown: %s, with a %v grace.
 
 `
