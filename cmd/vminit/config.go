@@ -18,6 +18,7 @@ type config struct {
 	env            []string
 	control        []vsockraw.Addr // nil: the default for the mode; empty: none
 	controlPeers   []uint32        // vsock CIDs allowed to connect; nil: any
+	controlIdle    time.Duration
 	json           bool
 	command        []string
 
@@ -34,6 +35,7 @@ func defaultConfig() config {
 		shutdownOnExit: true,
 		reportFD:       -1,
 		controlPeers:   []uint32{vsockraw.CIDHost},
+		controlIdle:    10 * time.Second,
 	}
 }
 
@@ -123,6 +125,17 @@ var settings = []setting{
 				cids = append(cids, uint32(n))
 			}
 			c.controlPeers = cids
+			return nil
+		}},
+	{name: "control-idle", where: everywhere, arg: "DURATION", def: "10s",
+		usage: "how long a control client may take to send a complete request",
+		set: func(c *config, v string) error {
+			if err := setDuration(&c.controlIdle, v); err != nil {
+				return err
+			}
+			if c.controlIdle == 0 {
+				return fmt.Errorf("must be positive")
+			}
 			return nil
 		}},
 	{name: "json", where: everywhere, arg: "", def: "false",

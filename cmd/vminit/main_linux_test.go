@@ -480,7 +480,7 @@ func TestSandboxSignal(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		if firstChild(cmd.Process.Pid, 10*time.Second) == 0 {
+		if testbin.FirstChild(cmd.Process.Pid, 10*time.Second) == 0 {
 			cmd.Process.Kill()
 			t.Fatal("the sandbox started no PID 1")
 		}
@@ -510,22 +510,6 @@ func TestSandboxSignal(t *testing.T) {
 	}
 }
 
-// firstChild waits for process pid to have a child and returns its pid, or
-// 0 after limit.
-func firstChild(pid int, limit time.Duration) int {
-	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(50 * time.Microsecond) {
-		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-		for _, task := range tasks {
-			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, task.Name()))
-			var child int
-			if _, err := fmt.Sscan(string(b), &child); err == nil {
-				return child
-			}
-		}
-	}
-	return 0
-}
-
 // TestSandboxDiesWithParent: the parent-death signal takes the namespace
 // down with the sandbox process.
 func TestSandboxDiesWithParent(t *testing.T) {
@@ -534,7 +518,7 @@ func TestSandboxDiesWithParent(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	inner := firstChild(cmd.Process.Pid, 10*time.Second)
+	inner := testbin.FirstChild(cmd.Process.Pid, 10*time.Second)
 	if inner == 0 {
 		cmd.Process.Kill()
 		t.Fatal("no PID 1 appeared under the sandbox")
@@ -542,9 +526,7 @@ func TestSandboxDiesWithParent(t *testing.T) {
 	cmd.Process.Kill() // the sandbox process, by its pid: ours
 	cmd.Wait()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		// Dead: gone, or a zombie waiting for the host's init to reap it.
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", inner))
-		if err != nil || strings.Contains(string(b), ") Z ") {
+		if testbin.Dead(inner) { // gone, or a zombie for the host's init to reap
 			return
 		}
 		if time.Now().After(deadline) {

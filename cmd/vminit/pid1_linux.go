@@ -187,7 +187,9 @@ func (p *pid1) emit(e event.Event) {
 // listens on the default vsock port unless told otherwise; the sandbox only
 // where told (vsock is not namespaced: a sandbox's port would be the host's).
 func (p *pid1) listen() {
-	p.control = control.NewServer(p.loop, p, p.log, control.DefaultLimits)
+	limits := control.DefaultLimits
+	limits.Idle = p.cfg.controlIdle
+	p.control = control.NewServer(p.loop, p, p.log, limits)
 	p.seq.OnFinish(p.control.Finish)
 	addrs := p.cfg.control
 	if addrs == nil && p.mode == guard.VM {

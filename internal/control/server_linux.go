@@ -42,6 +42,11 @@ type Limits struct {
 // DefaultLimits are the documented limits.
 var DefaultLimits = Limits{MaxConns: 64, Idle: 10 * time.Second, MaxOutput: 1 << 20}
 
+// acceptBatch bounds the connections accepted per readiness event: a client
+// that connects as fast as it can must not keep the loop in one handler
+// (starving reaping); the level-triggered listener fires again next turn.
+const acceptBatch = 16
+
 // acceptRetry is how long a listener rests after accept4(2) fails for want
 // of descriptors, instead of spinning on a pending connection.
 const acceptRetry = 100 * time.Millisecond
@@ -120,7 +125,7 @@ func (s *Server) Addrs() []vsockraw.Addr {
 func (s *Server) Conns() int { return len(s.conns) }
 
 func (s *Server) accept(ln *listener) {
-	for {
+	for range acceptBatch {
 		c, peer, err := ln.l.Accept()
 		switch {
 		case err == unix.EAGAIN:

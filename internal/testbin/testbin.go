@@ -9,8 +9,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 var (
@@ -83,4 +85,32 @@ func SharedDir(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// FirstChild waits for process pid to have a child and returns its pid, or 0
+// after limit. A sandbox's first child is its PID 1.
+func FirstChild(pid int, limit time.Duration) int {
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(50 * time.Microsecond) {
+		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		for _, task := range tasks {
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, task.Name()))
+			var child int
+			if _, err := fmt.Sscan(string(b), &child); err == nil {
+				return child
+			}
+		}
+	}
+	return 0
+}
+
+// Dead reports whether process pid has ended: gone, or a zombie.
+func Dead(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return err != nil || strings.Contains(string(b), ") Z ")
+}
+
+// FDs counts the open descriptors of process pid.
+func FDs(pid int) int {
+	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	return len(ents)
 }

@@ -176,6 +176,25 @@ func role(name string, args []string) int {
 		}
 		mark(arg(0), "identity", fmt.Sprintf("uid_map=%s\ncapeff=%s\nsysctl=%s\nuid=%d", strings.Join(strings.Fields(string(uidMap)), " "), capEff, sysctl, os.Getuid()))
 		return 0
+	case "ticker": // ticker DIR: every 20 ms an orphan for PID 1 that stamps its exit in DIR, until SIGTERM
+		signal.Notify(term, syscall.SIGTERM)
+		signal.Ignore(syscall.SIGCHLD) // the kernel reaps the intermediate children
+		for {
+			select {
+			case <-term:
+				return 0
+			case <-time.After(20 * time.Millisecond):
+				start("orphan", "exitstamp", arg(0))
+			}
+		}
+	case "orphan": // orphan ROLE ARGS: start ROLE and exit, leaving it to PID 1
+		start(args...)
+		return 0
+	case "exitstamp": // exitstamp DIR: write CLOCK_MONOTONIC to DIR/stamp-PID, and exit at once
+		var ts unix.Timespec
+		unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+		mark(arg(0), fmt.Sprintf("stamp-%d", os.Getpid()), strconv.FormatInt(ts.Nano(), 10))
+		return 0
 	case "dirty-exec": // dirty-exec ARGV...: exec ARGV ignoring signals 10, 34, 50 and blocking 12, 40
 		signal.Ignore(syscall.Signal(10), syscall.Signal(50))
 		runtime.LockOSThread()
