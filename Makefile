@@ -13,11 +13,23 @@ TESTFLAGS ?= -p 1 -count=1 -timeout 20m
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: ## build bin/vminit (static, stripped)
+build: ## build bin/vminit and bin/vminitctl (static, stripped)
 	$(GO) build -trimpath -ldflags='$(LDFLAGS)' -o $(BIN)/vminit ./cmd/vminit
+	$(GO) build -trimpath -ldflags='$(LDFLAGS)' -o $(BIN)/vminitctl ./cmd/vminitctl
 
-demo: build ## run vminit as PID 1 of a sandbox on a demo process tree, and shut it down
-	./$(BIN)/vminit demo
+# The demo's host side: once the guest's control socket answers, wait a
+# second and ask for the shutdown with vminitctl; the host's view is printed
+# after the guest's timeline.
+demo: build ## vminit as PID 1 of a sandbox with a demo process tree; vminitctl shuts it down
+	@dir=$$(mktemp -d /tmp/vminit-demo-XXXXXX) && chmod 1777 $$dir && sock=$$dir/control.sock; \
+	./$(BIN)/vminit demo --control unix:$$sock & guest=$$!; \
+	until ./$(BIN)/vminitctl ping --to unix://$$sock >/dev/null 2>&1; do \
+		kill -0 $$guest 2>/dev/null || break; sleep 0.05; done; \
+	sleep 1; \
+	./$(BIN)/vminitctl shutdown --grace 1s --quiet --to unix://$$sock > $$dir/host.txt; ctl=$$?; \
+	wait $$guest; status=$$?; \
+	echo; echo "vminitctl shutdown --grace 1s --to unix://$$sock (exit status $$ctl), as the host saw it:"; tail -n 1 $$dir/host.txt; \
+	rm -rf $$dir; exit $$status
 
 test: ## run every test (as root: the namespace tests skip otherwise)
 	$(GO) vet ./...

@@ -77,3 +77,21 @@ func TestInitDependencies(t *testing.T) {
 		}
 	}
 }
+
+// TestCrossBuilds: the host tool and the portable packages build for macOS,
+// and everything builds for arm64.
+func TestCrossBuilds(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go command")
+	}
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	for _, env := range [][]string{{"GOOS=darwin", "GOARCH=arm64"}, {"GOOS=linux", "GOARCH=arm64"}} {
+		cmd := exec.Command("go", "build", "-o", os.DevNull, "./...")
+		cmd.Env = append(append(os.Environ(), "CGO_ENABLED=0"), env...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("%v go build ./...: %v\n%s", env, err, out)
+		}
+	}
+}

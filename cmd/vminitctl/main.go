@@ -27,7 +27,7 @@ func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
-const usageLine = "usage: vminitctl shutdown|reboot|status|ping --to ADDR [--to ADDR...] [--to-file FILE] [--grace D] [--final poweroff|restart|halt] [--timeout D] [--json] [--parallel N]"
+const usageLine = "usage: vminitctl shutdown|reboot|status|ping --to ADDR [--to ADDR...] [--to-file FILE] [--grace D] [--final poweroff|restart|halt] [--timeout D] [--json|--quiet] [--parallel N]"
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
@@ -45,6 +45,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	final := fs.String("final", "", "poweroff, restart or halt (default: the guest's)")
 	timeout := fs.Duration("timeout", 5*time.Second, "bound on connecting and on the first reply")
 	asJSON := fs.Bool("json", false, "print the replies and events as received")
+	quiet := fs.Bool("quiet", false, "print only the summary, not each event")
 	parallel := fs.Int("parallel", 32, "requests at once, with several targets")
 	if err := fs.Parse(args[1:]); err != nil {
 		return exitUsage
@@ -112,7 +113,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if len(targets) == 1 {
-		return one(ctx, targets[0], req, *timeout, *asJSON, stdout, stderr)
+		return one(ctx, targets[0], req, *timeout, *asJSON, *quiet, stdout, stderr)
 	}
 	return fanOut(ctx, targets, req, *timeout, *asJSON, *parallel, stdout, stderr)
 }
@@ -134,7 +135,7 @@ func readTargets(path string) ([]string, error) {
 }
 
 // one talks to one guest and prints as things arrive.
-func one(ctx context.Context, t target, req control.Request, timeout time.Duration, asJSON bool, stdout, stderr io.Writer) int {
+func one(ctx context.Context, t target, req control.Request, timeout time.Duration, asJSON, quiet bool, stdout, stderr io.Writer) int {
 	var pr event.Printer
 	pr.Out = stdout
 	r := exchange(ctx, t, req, timeout, func(b []byte) {
@@ -143,7 +144,7 @@ func one(ctx context.Context, t target, req control.Request, timeout time.Durati
 			return
 		}
 		var e event.Event
-		if err := json.Unmarshal(b, &e); err == nil && req.Verb == control.Shutdown {
+		if err := json.Unmarshal(b, &e); err == nil && req.Verb == control.Shutdown && !quiet {
 			pr.Print(e)
 		}
 	})
@@ -159,7 +160,9 @@ func one(ctx context.Context, t target, req control.Request, timeout time.Durati
 	case control.Status:
 		fmt.Fprintf(stdout, "%s: %s\n", t, r.reply.String())
 	case control.Shutdown:
-		fmt.Fprintln(stdout)
+		if !quiet {
+			fmt.Fprintln(stdout)
+		}
 		r.tl.WriteSummary(stdout)
 		fmt.Fprintf(stdout, "host: request → accepted %s, → reboot event %s", event.Round(r.accepted), event.Round(r.rebooted))
 		if r.closed != 0 {

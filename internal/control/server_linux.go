@@ -213,6 +213,11 @@ func (c *conn) read() {
 		switch {
 		case err == unix.EAGAIN:
 			return
+		case err != nil && c.c.IsPort():
+			// EIO and the like while the host side is gone: the port
+			// stays for the next session (edge-triggered: no spin).
+			c.resetPort()
+			return
 		case err != nil:
 			c.drop(fmt.Sprintf("read: %v", err))
 			return
