@@ -156,6 +156,32 @@ func role(name string, args []string) int {
 		}
 		mark(arg(0), "sigstate", strings.Join(out, "\n"))
 		return 0
+	case "zombies": // zombies N: start N children that exit at once, never wait for them, exit 0 (PID 1 inherits N zombies)
+		n, _ := strconv.Atoi(arg(0))
+		for range n {
+			if _, err := syscall.ForkExec("/bin/true", []string{"true"}, &syscall.ProcAttr{Files: []uintptr{0, 1, 2}}); err != nil {
+				fail("fork: %v", err)
+			}
+		}
+		return 0
+	case "fdlist": // fdlist DIR: write the descriptors open in this process to DIR/fds
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			fail("%v", err)
+		}
+		var fds []string
+		for _, e := range ents {
+			target, _ := os.Readlink("/proc/self/fd/" + e.Name())
+			fds = append(fds, e.Name()+" -> "+target)
+		}
+		mark(arg(0), "fds", strings.Join(fds, "\n"))
+		return 0
+	case "neglect": // neglect ROLE ARGS: survive SIGTERM, start ROLE as a child, never wait for it
+		signal.Notify(term, syscall.SIGTERM) // caught and dropped: not inherited like SIG_IGN
+		start(args...)
+		for {
+			_ = unix.Pause()
+		}
 	case "identity": // identity DIR: uid_map, CapEff, and opening a host sysctl for writing
 		uidMap, _ := os.ReadFile("/proc/self/uid_map")
 		status, _ := os.ReadFile("/proc/self/status")

@@ -1,0 +1,258 @@
+package main
+
+// Tests written to break vminit (branch break). They may fail: each one
+// names the defect it demonstrates in its comment.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vminit/vminit/internal/event"
+)
+
+// startSandbox starts vminit sandbox --json with args and returns the
+// command and a channel of its decoded stdout events (closed at EOF).
+func startSandbox(t *testing.T, args ...string) (*exec.Cmd, <-chan event.Event, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(bin.vminit, append([]string{"sandbox", "--json"}, args...)...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	evs := make(chan event.Event, 1024)
+	go func() {
+		defer close(evs)
+		sc := bufio.NewScanner(out)
+		sc.Buffer(nil, 8<<20)
+		for sc.Scan() {
+			var e event.Event
+			if json.Unmarshal(sc.Bytes(), &e) == nil && e.Kind != "" {
+				evs <- e
+			}
+		}
+	}()
+	return cmd, evs, &stderr
+}
+
+// waitFor reads events until one of kind arrives, or fails after limit.
+func waitFor(t *testing.T, evs <-chan event.Event, kind event.Kind, limit time.Duration) []event.Event {
+	t.Helper()
+	var seen []event.Event
+	deadline := time.After(limit)
+	for {
+		select {
+		case e, ok := <-evs:
+			if !ok {
+				t.Fatalf("stdout closed before a %s event; saw %d events", kind, len(seen))
+			}
+			seen = append(seen, e)
+			if e.Kind == kind {
+				return seen
+			}
+		case <-deadline:
+			t.Fatalf("no %s event within %v", kind, limit)
+		}
+	}
+}
+
+// exitWaiter waits for cmd once, on a goroutine; the returned function
+// returns its exit code, or -1 if it is still running after limit.
+func exitWaiter(cmd *exec.Cmd) func(limit time.Duration) int {
+	done := make(chan int, 1)
+	go func() {
+		err := cmd.Wait()
+		if ee, ok := err.(*exec.ExitError); ok {
+			done <- ee.ExitCode()
+		} else if err != nil {
+			done <- -2
+		} else {
+			done <- 0
+		}
+	}()
+	code := -1
+	return func(limit time.Duration) int {
+		if code != -1 {
+			return code
+		}
+		select {
+		case code = <-done:
+		case <-time.After(limit):
+		}
+		return code
+	}
+}
+
+// waitExit waits for cmd up to limit and returns its exit code, -1 on a hang.
+func waitExit(cmd *exec.Cmd, limit time.Duration) int { return exitWaiter(cmd)(limit) }
+
+// TestBreakSandboxSIGHUP: the sandbox catches SIGHUP as a "shutdown
+// request" but relays it verbatim, and PID 1 ignores SIGHUP (not a
+// trigger). Closing the sandbox's terminal therefore does nothing, and it
+// counts as the first request: the next SIGTERM (a service manager, a
+// second thought) is taken as the "second request" and SIGKILLs the
+// namespace, with no orderly shutdown and exit status 125.
+func TestBreakSandboxSIGHUP(t *testing.T) {
+	needRoot(t)
+	dir := sharedDir(t)
+	cmd, evs, stderr := startSandbox(t, "--grace=5s", "--", bin.testproc, "graceful", dir, "w")
+	waitFor(t, evs, event.WorkloadStart, 20*time.Second)
+	time.Sleep(200 * time.Millisecond) // let the workload install its handler
+	wait := exitWaiter(cmd)
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	code := wait(10 * time.Second)
+	if code == -1 {
+		t.Errorf("SIGHUP to the sandbox: no shutdown within 10s (PID 1 logged it as an ignored signal)")
+		cmd.Process.Signal(syscall.SIGTERM)
+		code = wait(20 * time.Second)
+		t.Errorf("a SIGTERM after that: sandbox exit %d (want an orderly shutdown and 0)\n%s", code, stderr.String())
+		if _, err := os.Stat(dir + "/w"); err != nil {
+			t.Errorf("the workload never ran its SIGTERM handler: %v", err)
+		}
+		return
+	}
+	if code != 0 {
+		t.Errorf("sandbox exit %d after SIGHUP, want an orderly shutdown and 0\n%s", code, stderr.String())
+	}
+}
+
+// TestBreakStalledStdout: the sandbox reads the report pipe only as fast as
+// it can print to its own stdout. With a stdout consumer that pauses (a
+// pager, a slow pipe, a stopped reader) while PID 1 shuts down, PID 1's
+// writer blocks on the full report pipe, the finish flush times out after
+// FinishTimeout (1s), reboot(2) runs with the last events (workload_exit,
+// reboot) still in PID 1's buffer, and the sandbox, once it reads again,
+// reports a crash: exit 125 "PID 1 ended without reaching reboot(2)".
+func TestBreakStalledStdout(t *testing.T) {
+	needRoot(t)
+	cmd := exec.Command(bin.vminit, "sandbox", "--json", "--", bin.testproc, "zombies", "3000")
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = w, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	defer func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}()
+	inner := firstChild(cmd.Process.Pid, 10*time.Second)
+	if inner == 0 {
+		t.Fatal("no PID 1")
+	}
+	// Do not read stdout until PID 1 (and so the namespace) is gone.
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", inner))
+		if err != nil || strings.Contains(string(b), ") Z ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("PID 1 still running after 60s")
+		}
+	}
+	out, _ := io.ReadAll(r)
+	code := waitExit(cmd, 30*time.Second)
+	var reboot, wexit bool
+	for _, l := range bytes.Split(out, []byte("\n")) {
+		var e event.Event
+		if json.Unmarshal(l, &e) == nil {
+			reboot = reboot || e.Kind == event.Reboot
+			wexit = wexit || e.Kind == event.WorkloadExit
+		}
+	}
+	if code != 0 || !reboot || !wexit {
+		t.Errorf("sandbox exit %d (want 0); reboot event seen: %v; workload_exit seen: %v\nstderr: %s",
+			code, reboot, wexit, stderr.String())
+	}
+}
+
+// TestBreakNoFDLeakIntoWorkload: the workload should start with descriptors
+// 0, 1 and 2 only. Descriptors that the sandbox's caller left open (without
+// close-on-exec: a shell's redirection, a CI runner's pipe) pass through the
+// sandbox and PID 1 into the workload and every process it starts.
+func TestBreakNoFDLeakIntoWorkload(t *testing.T) {
+	needRoot(t)
+	dir := sharedDir(t)
+	var extraFiles []*os.File
+	for _, name := range []string{"leak-a", "leak-b"} {
+		f, err := os.Create(dir + "/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		extraFiles = append(extraFiles, f)
+	}
+	cmd := exec.Command(bin.vminit, "sandbox", "--json", "--", bin.testproc, "fdlist", dir)
+	cmd.ExtraFiles = extraFiles // fds 3 and 4 of the sandbox
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitExit(cmd, 30*time.Second); code != 0 {
+		t.Fatalf("sandbox exit %d\n%s", code, out.String())
+	}
+	got := readMark(t, dir, "fds")
+	var leaked []string
+	for _, l := range strings.Split(got, "\n") {
+		if strings.Contains(l, "/leak-") {
+			leaked = append(leaked, l)
+		}
+	}
+	if len(leaked) > 0 {
+		t.Errorf("the workload inherited the caller's descriptors:\n%s\n(all of its descriptors:\n%s)", strings.Join(leaked, "\n"), got)
+	}
+}
+
+// TestBreakZombieCalledSurvivor: grace_expired names as "survivors" (and the
+// summary as "SIGKILLed at the grace") processes that had already exited on
+// SIGTERM but were not reaped yet because their parent had not waited for
+// them. The listing includes every zombie in /proc.
+func TestBreakZombieCalledSurvivor(t *testing.T) {
+	needRoot(t)
+	dir := sharedDir(t)
+	r := sandboxRun(t, 60*time.Second, "--grace=1s", "--shutdown-after=300ms", "--",
+		bin.testproc, "neglect", "graceful", dir, "child")
+	r.timeline(t)
+	if readMark(t, dir, "child") != "term" {
+		t.Fatal("the child did not run its SIGTERM handler")
+	}
+	ge := r.one(t, event.GraceExpired)
+	status := map[int]event.Event{}
+	for _, e := range r.find(event.Reaped) {
+		status[e.PID] = e
+	}
+	for _, p := range ge.Survivors {
+		if e, ok := status[p.PID]; ok && e.Signal != "SIGKILL" {
+			t.Errorf("survivor %v was reaped with status %d (%q): it had exited on its own, not been SIGKILLed", p, e.Status, e.Signal)
+		}
+	}
+}
