@@ -256,3 +256,55 @@ func TestBreakZombieCalledSurvivor(t *testing.T) {
 		}
 	}
 }
+
+// TestBreakInheritedIgnoredSignal: "children start with default signal
+// dispositions". The Go runtime installs no handler for signals 32-34
+// (_SigSetStack: glibc's and musl's internal signals), so signal.Notify in
+// vminit's init does not replace a SIG_IGN inherited for them, and exec
+// passes SIG_IGN on. A sandbox started from a shell that ignores signal 34
+// (SIGRTMIN to glibc programs) gives its workload signal 34 ignored. (In a VM
+// the kernel starts init with default dispositions; the sandbox does not
+// reset them.)
+func TestBreakInheritedIgnoredSignal(t *testing.T) {
+	needRoot(t)
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("needs bash to start the sandbox with signal 34 ignored")
+	}
+	dir := sharedDir(t)
+	out, err := exec.Command(bash, "-c", `trap "" 34; exec "$0" sandbox --json -- "$1" sigstate "$2"`,
+		bin.vminit, bin.testproc, dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sandbox: %v\n%s", err, out)
+	}
+	got := readMark(t, dir, "sigstate")
+	if !strings.Contains(got, "SigIgn:\t0000000000000000") {
+		t.Errorf("the workload's /proc/self/status:\n%s\nwant SigIgn 0 (bit 33 is signal 34)", got)
+	}
+}
+
+// TestBreakEventTimesGoBackwards: graceExpired takes its timestamp, then
+// drains the reaper (emitting reaped events stamped later), then emits
+// grace_expired with the earlier timestamp. Processes that exit right at the
+// grace boundary therefore appear as "reaped" before a grace_expired that is
+// dated before them: mono_ns goes backwards in the stream, and the sandbox's
+// timeline shows +500.8ms reaped, then +498.6ms grace_expired. 60 processes
+// exit between 490 and 510 ms after SIGTERM, with a 500 ms grace; the run is
+// repeated a few times since it depends on timing.
+func TestBreakEventTimesGoBackwards(t *testing.T) {
+	needRoot(t)
+	args := []string{"--grace=500ms", "--shutdown-after=500ms", "--", bin.testproc, "exit", "0"}
+	for i := 0; i < 60; i++ {
+		args = append(args, "+", "slowterm", fmt.Sprint(494+i/6))
+	}
+	for attempt := 1; attempt <= 10; attempt++ {
+		r := sandboxRun(t, 60*time.Second, args...)
+		r.timeline(t)
+		for i := 1; i < len(r.events); i++ {
+			if prev, e := r.events[i-1], r.events[i]; e.Mono < prev.Mono {
+				t.Fatalf("attempt %d: %s at %d follows %s at %d: mono_ns goes back %v",
+					attempt, e.Kind, e.Mono, prev.Kind, prev.Mono, time.Duration(prev.Mono-e.Mono))
+			}
+		}
+	}
+}

@@ -182,6 +182,12 @@ func role(name string, args []string) int {
 		for {
 			_ = unix.Pause()
 		}
+	case "slowterm": // slowterm MS: on SIGTERM, take MS milliseconds, then exit 0
+		ms, _ := strconv.Atoi(arg(0))
+		signal.Notify(term, syscall.SIGTERM)
+		<-term
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		return 0
 	case "identity": // identity DIR: uid_map, CapEff, and opening a host sysctl for writing
 		uidMap, _ := os.ReadFile("/proc/self/uid_map")
 		status, _ := os.ReadFile("/proc/self/status")
