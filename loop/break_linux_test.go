@@ -93,3 +93,46 @@ func TestBreakPostCloseRace(t *testing.T) {
 		}
 	}
 }
+
+// TestBreakTimerStoppedAfterExpiryOrder shows what TestTimerStoppedAfterExpiry
+// proves: it arms the timer before it writes the pipe, so epoll reports the
+// timer first, its handler removes the pipe, and the count is 1 without Stop
+// ever running on an expired timer. Here the pipe becomes ready first, so
+// its handler runs first and stops the already-expired timer: that timer
+// must not run.
+func TestBreakTimerStoppedAfterExpiryOrder(t *testing.T) {
+	for _, pipeFirst := range []bool{false, true} {
+		l := newLoop(t)
+		r, w := pipe(t)
+		var order []string
+		var tm *Timer
+		tm, _ = l.NewTimer(func() {
+			order = append(order, "timer")
+			l.Post(func() { l.Close() })
+		})
+		l.Add(r, unix.EPOLLIN, func(uint32) {
+			order = append(order, "pipe")
+			var buf [1]byte
+			unix.Read(r, buf[:])
+			tm.Stop()
+			l.Post(func() { l.Close() })
+		})
+		if pipeFirst {
+			unix.Write(w, []byte("x"))
+			time.Sleep(5 * time.Millisecond)
+			tm.ResetAt(1)
+		} else {
+			tm.ResetAt(1)
+			time.Sleep(5 * time.Millisecond)
+			unix.Write(w, []byte("x"))
+		}
+		time.Sleep(10 * time.Millisecond)
+		if err := run(t, l)(5 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("pipe written first: %v; handlers ran: %v", pipeFirst, order)
+		if pipeFirst && len(order) != 1 {
+			t.Errorf("a timer stopped after it expired still ran: %v", order)
+		}
+	}
+}
