@@ -308,3 +308,39 @@ func TestBreakEventTimesGoBackwards(t *testing.T) {
 		}
 	}
 }
+
+// TestBreakNoStdFDsNoDevNull: consoleStep is meant to give PID 1
+// descriptors 0-2 on /dev/console "if the kernel could not". It can never
+// run: before main, the Go runtime (runtime.checkfds) opens /dev/null for a
+// closed descriptor 0, 1 or 2, and if /dev/null does not exist either it
+// throws "cannot open standard fds" and exits 2. A root filesystem with an
+// empty /dev (no /dev/console, no /dev/null; DEVTMPFS_MOUNT off) thus kills
+// vminit before its first line of code: as PID 1, a kernel panic. (With
+// /dev/null present, 0-2 are /dev/null and consoleStep skips: the console
+// stays silent.) Here: vminit in a chroot holding only itself, started with
+// 0-2 closed, should reach main and refuse by hand with status 1.
+func TestBreakNoStdFDsNoDevNull(t *testing.T) {
+	needRoot(t)
+	root := sharedDir(t)
+	b, err := os.ReadFile(bin.vminit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(root+"/vminit", b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pid, err := syscall.ForkExec("/vminit", []string{"/vminit", "--", "/bin/true"}, &syscall.ProcAttr{
+		Files: []uintptr{^uintptr(0), ^uintptr(0), ^uintptr(0)},
+		Sys:   &syscall.SysProcAttr{Chroot: root},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ws syscall.WaitStatus
+	if _, err := syscall.Wait4(pid, &ws, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !ws.Exited() || ws.ExitStatus() != 1 {
+		t.Errorf("vminit with 0-2 closed and no /dev/null: exit status %d (2 is the runtime's throw \"cannot open standard fds\"), want 1 (its own refusal)", ws.ExitStatus())
+	}
+}
