@@ -344,3 +344,49 @@ func TestBreakNoStdFDsNoDevNull(t *testing.T) {
 		t.Errorf("vminit with 0-2 closed and no /dev/null: exit status %d (2 is the runtime's throw \"cannot open standard fds\"), want 1 (its own refusal)", ws.ExitStatus())
 	}
 }
+
+// TestBreakInnerPID1Crash covers a promise no other test checks (it passes
+// today): PID 1 ending without reaching reboot(2), here SIGKILLed from the
+// host by its pid, makes the sandbox exit 125.
+func TestBreakInnerPID1Crash(t *testing.T) {
+	needRoot(t)
+	cmd, evs, stderr := startSandbox(t, "--", bin.testproc, "forever")
+	waitFor(t, evs, event.WorkloadStart, 20*time.Second)
+	inner := firstChild(cmd.Process.Pid, 10*time.Second)
+	if inner == 0 {
+		t.Fatal("no PID 1")
+	}
+	if err := syscall.Kill(inner, syscall.SIGKILL); err != nil { // our sandbox's PID 1, by pid
+		t.Fatal(err)
+	}
+	for range evs {
+	}
+	if code := waitExit(cmd, 20*time.Second); code != 125 {
+		t.Errorf("sandbox exit %d after its PID 1 was killed, want 125\n%s", code, stderr.String())
+	}
+}
+
+// TestBreakRemountEmptySource: end to end, a workload that mounts a tmpfs
+// with an empty source string makes the remount step fail as a whole
+// ("mountinfo: malformed line") and remount nothing: not the tmpfs itself,
+// and in a VM not the ext4 disks either. See
+// shutdown.TestBreakMountinfoEmptySource.
+func TestBreakRemountEmptySource(t *testing.T) {
+	needRoot(t)
+	dir := sharedDir(t)
+	if err := os.Mkdir(dir+"/mnt", 0o777); err != nil {
+		t.Fatal(err)
+	}
+	r := sandboxRun(t, 30*time.Second, "--", bin.testproc, "mountsrc", dir, "")
+	r.timeline(t)
+	for _, e := range r.find(event.Error) {
+		t.Errorf("error event: step=%s %s", e.Step, e.Err)
+	}
+	found := false
+	for _, e := range r.find(event.Remount) {
+		found = found || e.Mount == dir+"/mnt" && e.ReadOnly
+	}
+	if !found {
+		t.Errorf("the tmpfs at %s/mnt was not remounted read-only (%d remount events)", dir, len(r.find(event.Remount)))
+	}
+}

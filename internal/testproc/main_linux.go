@@ -188,6 +188,15 @@ func role(name string, args []string) int {
 		<-term
 		time.Sleep(time.Duration(ms) * time.Millisecond)
 		return 0
+	case "mountsrc": // mountsrc DIR SOURCE: mount a tmpfs named SOURCE (may be "") on DIR/mnt, write a file there, exit 0
+		mnt := filepath.Join(arg(0), "mnt")
+		if err := unix.Mount(arg(1), mnt, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=1m"); err != nil {
+			fail("mount tmpfs on %s: %v", mnt, err)
+		}
+		if err := os.WriteFile(filepath.Join(mnt, "data"), []byte("data\n"), 0o644); err != nil {
+			fail("%v", err)
+		}
+		return 0
 	case "identity": // identity DIR: uid_map, CapEff, and opening a host sysctl for writing
 		uidMap, _ := os.ReadFile("/proc/self/uid_map")
 		status, _ := os.ReadFile("/proc/self/status")
