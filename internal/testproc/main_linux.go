@@ -158,6 +158,47 @@ func role(name string, args []string) int {
 		}
 		mark(arg(0), "sigstate", strings.Join(out, "\n"))
 		return 0
+	case "zombies": // zombies N: start N children that exit at once, never wait for them, exit 0 (PID 1 inherits N zombies)
+		n, _ := strconv.Atoi(arg(0))
+		for range n {
+			if _, err := syscall.ForkExec("/bin/true", []string{"true"}, &syscall.ProcAttr{Files: []uintptr{0, 1, 2}}); err != nil {
+				fail("fork: %v", err)
+			}
+		}
+		return 0
+	case "fdlist": // fdlist DIR: write the descriptors open in this process to DIR/fds
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			fail("%v", err)
+		}
+		var fds []string
+		for _, e := range ents {
+			target, _ := os.Readlink("/proc/self/fd/" + e.Name())
+			fds = append(fds, e.Name()+" -> "+target)
+		}
+		mark(arg(0), "fds", strings.Join(fds, "\n"))
+		return 0
+	case "neglect": // neglect ROLE ARGS: survive SIGTERM, start ROLE as a child, never wait for it
+		signal.Notify(term, syscall.SIGTERM) // caught and dropped: not inherited like SIG_IGN
+		start(args...)
+		for {
+			_ = unix.Pause()
+		}
+	case "slowterm": // slowterm MS: on SIGTERM, take MS milliseconds, then exit 0
+		ms, _ := strconv.Atoi(arg(0))
+		signal.Notify(term, syscall.SIGTERM)
+		<-term
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		return 0
+	case "mountsrc": // mountsrc DIR SOURCE: mount a tmpfs named SOURCE (may be "") on DIR/mnt, write a file there, exit 0
+		mnt := filepath.Join(arg(0), "mnt")
+		if err := unix.Mount(arg(1), mnt, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=1m"); err != nil {
+			fail("mount tmpfs on %s: %v", mnt, err)
+		}
+		if err := os.WriteFile(filepath.Join(mnt, "data"), []byte("data\n"), 0o644); err != nil {
+			fail("%v", err)
+		}
+		return 0
 	case "identity": // identity DIR: uid_map, CapEff, and opening a host sysctl for writing
 		uidMap, _ := os.ReadFile("/proc/self/uid_map")
 		status, _ := os.ReadFile("/proc/self/status")
