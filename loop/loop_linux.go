@@ -209,7 +209,7 @@ func (l *Loop) wakeup() {
 	l.woken.Store(false)
 
 	if bits := l.signals.Swap(0); bits != 0 && l.onSig != nil {
-		for n := 1; bits != 0; n++ {
+		for n := 1; bits != 0 && !l.closing.Load(); n++ {
 			if bits&1 != 0 {
 				l.onSig(unix.Signal(n))
 			}
@@ -222,6 +222,9 @@ func (l *Loop) wakeup() {
 	l.posted = nil
 	l.mu.Unlock()
 	for _, f := range posted {
+		if l.closing.Load() {
+			return // Close, from the function before: the rest is dropped
+		}
 		f()
 	}
 }
@@ -237,8 +240,10 @@ func (l *Loop) poke() {
 	_, _ = unix.Write(l.wakefd, one[:])
 }
 
-// Post arranges for f to run on the loop goroutine. It is safe to call from
-// any goroutine and never blocks. It returns os.ErrClosed after Close.
+// Post arranges for f to run on the loop goroutine, in order with the other
+// posted functions. It is safe to call from any goroutine and never blocks.
+// It returns os.ErrClosed after Close; a function posted before Close that
+// has not run when Close is called is dropped, like the rest of a batch.
 func (l *Loop) Post(f func()) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()

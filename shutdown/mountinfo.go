@@ -2,6 +2,7 @@ package shutdown
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -20,9 +21,12 @@ type Mount struct {
 	SuperOpts  []string // superblock options: rw/ro, ...
 }
 
-// ParseMountinfo parses the format of /proc/PID/mountinfo.
+// ParseMountinfo parses the format of /proc/PID/mountinfo. A line it cannot
+// parse is left out and reported in the error, and the others are returned:
+// one odd mount must not keep the rest from being remounted.
 func ParseMountinfo(r io.Reader) ([]Mount, error) {
 	var ms []Mount
+	var errs []error
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	for sc.Scan() {
@@ -32,20 +36,26 @@ func ParseMountinfo(r io.Reader) ([]Mount, error) {
 		}
 		m, err := parseMountLine(line)
 		if err != nil {
-			return ms, err
+			errs = append(errs, err)
+			continue
 		}
 		ms = append(ms, m)
 	}
-	return ms, sc.Err()
+	if err := sc.Err(); err != nil {
+		errs = append(errs, err)
+	}
+	return ms, errors.Join(errs...)
 }
 
 // parseMountLine parses
 //
 //	36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
 //
-// where the optional fields before "-" may be any in number.
+// where the optional fields before "-" may be any in number. Fields are
+// separated by single spaces (the kernel escapes spaces in paths), and may be
+// empty: mount(2) with an empty source string prints "- tmpfs  rw".
 func parseMountLine(line string) (Mount, error) {
-	f := strings.Fields(line)
+	f := strings.Split(line, " ")
 	sep := slices.Index(f, "-")
 	if len(f) < 10 || sep < 6 || len(f) < sep+4 {
 		return Mount{}, fmt.Errorf("mountinfo: malformed line %q", line)

@@ -1,6 +1,7 @@
 package shutdown
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -32,12 +33,13 @@ func TestParseMountinfo(t *testing.T) {
 	if ms[0].Options[1] != "relatime" || ms[0].SuperOpts[0] != "rw" || ms[0].Source != "/dev/vda1" {
 		t.Errorf("root: %+v", ms[0])
 	}
-	for _, bad := range []string{"", "1 2 3", "x 1 0:1 / / rw - ext4 /dev/a rw", "1 2 0:1 / / rw no-separator ext4 /dev/a rw"} {
-		if bad == "" {
-			continue
+	for _, bad := range []string{"1 2 3", "x 1 0:1 / / rw - ext4 /dev/a rw", "1 2 0:1 / / rw no-separator ext4 /dev/a rw"} {
+		ms, err := ParseMountinfo(strings.NewReader(sampleMountinfo + bad + "\n"))
+		if err == nil || !strings.Contains(err.Error(), bad) {
+			t.Errorf("%q parsed without error: %v", bad, err)
 		}
-		if _, err := ParseMountinfo(strings.NewReader(bad + "\n")); err == nil {
-			t.Errorf("%q parsed without error", bad)
+		if len(ms) != 10 {
+			t.Errorf("with %q: %d good mounts kept, want 10", bad, len(ms))
 		}
 	}
 }
@@ -83,9 +85,10 @@ func TestParseStat(t *testing.T) {
 		in   string
 		want stat
 	}{
-		{"42 (sleep) S 1 42 42 0 -1 4194560 100 0", stat{pid: 42, comm: "sleep", state: 'S', ppid: 1}},
-		{"7 (a) b (c) Z 1 7 7 0 -1 4194304 0", stat{pid: 7, comm: "a) b (c", state: 'Z', ppid: 1}},
-		{"2 (kthreadd) S 0 0 0 0 -1 2129984 0", stat{pid: 2, comm: "kthreadd", state: 'S', ppid: 0, kthread: true}},
+		{"42 (sleep) S 1 42 42 0 -1 4194560 100 0", stat{pid: 42, comm: "sleep", state: 'S', ppid: 1, exitCode: -1}},
+		{"7 (a) b (c) Z 1 7 7 0 -1 4194304 0", stat{pid: 7, comm: "a) b (c", state: 'Z', ppid: 1, exitCode: -1}},
+		{"2 (kthreadd) S 0 0 0 0 -1 2129984 0", stat{pid: 2, comm: "kthreadd", state: 'S', ppid: 0, kthread: true, exitCode: -1}},
+		{fullStat(9, 'Z', 9), stat{pid: 9, comm: "x", state: 'Z', ppid: 1, exitCode: 9}},
 	} {
 		got, err := parseStat(tc.in)
 		if err != nil || got != tc.want {
@@ -95,6 +98,36 @@ func TestParseStat(t *testing.T) {
 	for _, bad := range []string{"", "42 sleep S 1", "x (a) S 1 1 1 0 -1 0", "1 (a) S", "1 (a) SS 1 1 1 0 -1 0"} {
 		if _, err := parseStat(bad); err == nil {
 			t.Errorf("parseStat(%q) succeeded", bad)
+		}
+	}
+}
+
+// fullStat is a /proc/PID/stat line with all 52 fields, exit_code last.
+func fullStat(pid int, state byte, exitCode int) string {
+	f := []string{strconv.Itoa(pid), "(x)", string(state), "1"}
+	for len(f) < 51 {
+		f = append(f, "0")
+	}
+	return strings.Join(append(f, strconv.Itoa(exitCode)), " ")
+}
+
+// TestSurvived: a zombie is a survivor of the grace only if SIGKILL ended it.
+func TestSurvived(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want bool
+	}{
+		{fullStat(3, 'S', 0), true},               // still running
+		{fullStat(3, 'Z', 9), true},               // killed by SIGKILL
+		{fullStat(3, 'Z', 9|0x80), true},          // ... with a core flag
+		{fullStat(3, 'Z', 0), false},              // exited 0, parent never waited
+		{fullStat(3, 'Z', 15), false},             // killed by SIGTERM
+		{fullStat(3, 'Z', 143<<8), false},         // exited 143
+		{"3 (old) Z 1 3 3 0 -1 4194304 0", false}, // no exit_code field
+	} {
+		st, err := parseStat(tc.line)
+		if err != nil || st.survived() != tc.want {
+			t.Errorf("%q: survived %v, %v; want %v", tc.line, st.survived(), err, tc.want)
 		}
 	}
 }

@@ -11,11 +11,12 @@ const pfKthread = 0x00200000
 
 // stat holds the fields of /proc/PID/stat that the sequence needs.
 type stat struct {
-	pid     int
-	comm    string
-	state   byte
-	ppid    int
-	kthread bool
+	pid      int
+	comm     string
+	state    byte
+	ppid     int
+	kthread  bool
+	exitCode int // a zombie's wait status (Linux 3.5), -1 if absent
 }
 
 // parseStat parses /proc/PID/stat (proc(5)). The command name is in
@@ -46,5 +47,25 @@ func parseStat(s string) (stat, error) {
 		return stat{}, fmt.Errorf("malformed stat %q", s)
 	}
 	st.kthread = flags&pfKthread != 0
+	st.exitCode = -1
+	// exit_code is field 52; f holds the fields from 3 on.
+	if len(f) >= 50 {
+		if n, err := strconv.Atoi(f[49]); err == nil {
+			st.exitCode = n
+		}
+	}
 	return st, nil
+}
+
+// sigkill is SIGKILL's number, the same on every Linux architecture.
+const sigkill = 9
+
+// survived reports whether a process counts as a survivor of the grace: it
+// is still running, or it is a zombie that SIGKILL ended (zombies that exited
+// on their own, waiting for a parent that does not wait, do not count).
+func (st stat) survived() bool {
+	if st.state != 'Z' {
+		return true
+	}
+	return st.exitCode >= 0 && st.exitCode&0x7f == sigkill
 }

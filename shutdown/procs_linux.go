@@ -11,7 +11,15 @@ import (
 // itself and kernel threads: in a VM and in a PID namespace with its own
 // /proc, the processes a kill(-1, sig) reaches. Zombies are included (they
 // keep their name until reaped).
-func Processes() ([]event.Proc, error) {
+func Processes() ([]event.Proc, error) { return processes(func(stat) bool { return true }) }
+
+// Survivors lists the processes that outlived the grace, once SIGKILL has
+// been sent to all: those still running, and the zombies SIGKILL made (they
+// keep their names until reaped, so the kill need not wait for the listing).
+// Zombies that had exited on their own are not survivors.
+func Survivors() ([]event.Proc, error) { return processes(stat.survived) }
+
+func processes(keep func(stat) bool) ([]event.Proc, error) {
 	d, err := os.Open("/proc")
 	if err != nil {
 		return nil, err
@@ -33,7 +41,7 @@ func Processes() ([]event.Proc, error) {
 			continue // gone meanwhile
 		}
 		st, err := parseStat(string(b))
-		if err != nil || st.kthread {
+		if err != nil || st.kthread || !keep(st) {
 			continue
 		}
 		ps = append(ps, event.Proc{PID: pid, Comm: st.comm})

@@ -3,6 +3,7 @@ package shutdown
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -93,7 +94,7 @@ func (s *Sequence) StartWith(source string, grace time.Duration, final Final) bo
 	s.final = final
 	s.kill(unix.SIGTERM)
 	s.kill(unix.SIGCONT) // a stopped process runs its SIGTERM handler only once continued
-	s.graceEnd = event.Now() + int64(grace)
+	s.graceEnd = deadline(grace)
 	s.emit(event.Event{Kind: event.SigTerm, Grace: grace})
 	s.arm(s.timer.ResetAt(s.graceEnd))
 	s.reaper.Reap() // nobody left at all: ECHILD ends the wait at once
@@ -118,10 +119,20 @@ func (s *Sequence) Shorten(d time.Duration) {
 	if s.phase != Terminating {
 		return
 	}
-	if end := event.Now() + int64(d); end < s.graceEnd {
+	if end := deadline(d); end < s.graceEnd {
 		s.graceEnd = end
 		s.arm(s.timer.ResetAt(end))
 	}
+}
+
+// deadline returns CLOCK_MONOTONIC d from now, saturating instead of
+// wrapping for a d near the largest duration.
+func deadline(d time.Duration) int64 {
+	now := event.Now()
+	if int64(d) > math.MaxInt64-now {
+		return math.MaxInt64
+	}
+	return now + int64(d)
 }
 
 // kill sends sig to every process but PID 1. ESRCH means nobody is left.
@@ -151,7 +162,7 @@ func (s *Sequence) expired() {
 	case Terminating:
 		s.graceExpired()
 	case Killing:
-		left, _ := Processes()
+		left, _ := Survivors()
 		s.fail("kill", fmt.Errorf("%d processes survived SIGKILL for %v: %s", len(left), s.cfg.KillTimeout, procList(left)))
 		s.sync()
 	case Syncing:
@@ -176,15 +187,15 @@ func (s *Sequence) expired() {
 // and names them: zombies keep their names in /proc until reaped, so the
 // listing can follow the kill instead of delaying it.
 func (s *Sequence) graceExpired() {
-	expiredAt := event.Now()
 	s.reaper.Reap()
 	if s.phase != Terminating {
 		return // the drain found nobody left
 	}
+	expiredAt := event.Now() // after the drain's reaped events: times never go back
 	s.phase = Killing
 	s.kill(unix.SIGKILL)
 	killedAt := event.Now()
-	survivors, err := Processes()
+	survivors, err := Survivors()
 	if err != nil {
 		s.fail("grace", fmt.Errorf("list processes: %w", err))
 	}
@@ -234,9 +245,7 @@ func (s *Sequence) remount() {
 	}
 	ms, err := readMountinfo()
 	if err != nil {
-		s.fail("remount", err)
-		s.finish()
-		return
+		s.fail("remount", err) // and remount what could be read
 	}
 	s.plan = RemountPlan(ms)
 	if len(s.plan) == 0 {

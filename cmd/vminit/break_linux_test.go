@@ -16,20 +16,24 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/vminit/vminit/internal/event"
+	"github.com/vminit/vminit/internal/testbin"
 )
 
 // startSandbox starts vminit sandbox --json with args and returns the
-// command and a channel of its decoded stdout events (closed at EOF).
+// command, a channel of the events it prints on stderr (closed at EOF), and
+// its stdout.
 func startSandbox(t *testing.T, args ...string) (*exec.Cmd, <-chan event.Event, *bytes.Buffer) {
 	t.Helper()
 	cmd := exec.Command(bin.vminit, append([]string{"sandbox", "--json"}, args...)...)
-	out, err := cmd.StdoutPipe()
+	out, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	cmd.Stdout = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +142,7 @@ func TestBreakSandboxSIGHUP(t *testing.T) {
 }
 
 // TestBreakStalledStdout: the sandbox reads the report pipe only as fast as
-// it can print to its own stdout. With a stdout consumer that pauses (a
+// it can print its events (on stderr, since they moved off stdout). With a stdout consumer that pauses (a
 // pager, a slow pipe, a stopped reader) while PID 1 shuts down, PID 1's
 // writer blocks on the full report pipe, the finish flush times out after
 // FinishTimeout (1s), reboot(2) runs with the last events (workload_exit,
@@ -153,7 +157,7 @@ func TestBreakStalledStdout(t *testing.T) {
 	}
 	defer r.Close()
 	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = w, &stderr
+	cmd.Stderr, cmd.Stdout = w, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +168,7 @@ func TestBreakStalledStdout(t *testing.T) {
 			cmd.Wait()
 		}
 	}()
-	inner := firstChild(cmd.Process.Pid, 10*time.Second)
+	inner := testbin.FirstChild(cmd.Process.Pid, 10*time.Second)
 	if inner == 0 {
 		t.Fatal("no PID 1")
 	}
@@ -309,17 +313,17 @@ func TestBreakEventTimesGoBackwards(t *testing.T) {
 	}
 }
 
-// TestBreakNoStdFDsNoDevNull: consoleStep is meant to give PID 1
-// descriptors 0-2 on /dev/console "if the kernel could not". It can never
-// run: before main, the Go runtime (runtime.checkfds) opens /dev/null for a
-// closed descriptor 0, 1 or 2, and if /dev/null does not exist either it
-// throws "cannot open standard fds" and exits 2. A root filesystem with an
-// empty /dev (no /dev/console, no /dev/null; DEVTMPFS_MOUNT off) thus kills
-// vminit before its first line of code: as PID 1, a kernel panic. (With
-// /dev/null present, 0-2 are /dev/null and consoleStep skips: the console
-// stays silent.) Here: vminit in a chroot holding only itself, started with
-// 0-2 closed, should reach main and refuse by hand with status 1.
-func TestBreakNoStdFDsNoDevNull(t *testing.T) {
+// TestNoStdFDs: started with descriptors 0-2 closed, as PID 1 is when the
+// kernel cannot open /dev/console, vminit reaches main (here, to refuse a run
+// by hand with status 1). Before main, the Go runtime (runtime.checkfds)
+// opens /dev/null for a closed descriptor 0, 1 or 2, and throws if /dev/null
+// does not exist: no Go program can start with neither /dev/console (which
+// the kernel opens for init) nor /dev/null in its root. The branch's test
+// asked for exactly that, which Go cannot give; README's "Boot it as init"
+// states the requirement instead, and the VM tests boot an initramfs with
+// /dev/null only (no /dev/console). Here: a chroot holding vminit and a
+// /dev/null node.
+func TestNoStdFDs(t *testing.T) {
 	needRoot(t)
 	root := sharedDir(t)
 	b, err := os.ReadFile(bin.vminit)
@@ -327,6 +331,12 @@ func TestBreakNoStdFDsNoDevNull(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(root+"/vminit", b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(root+"/dev", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mknod(root+"/dev/null", syscall.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
 		t.Fatal(err)
 	}
 	pid, err := syscall.ForkExec("/vminit", []string{"/vminit", "--", "/bin/true"}, &syscall.ProcAttr{
@@ -341,7 +351,7 @@ func TestBreakNoStdFDsNoDevNull(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !ws.Exited() || ws.ExitStatus() != 1 {
-		t.Errorf("vminit with 0-2 closed and no /dev/null: exit status %d (2 is the runtime's throw \"cannot open standard fds\"), want 1 (its own refusal)", ws.ExitStatus())
+		t.Errorf("vminit with 0-2 closed: exit status %d, want 1 (its own refusal)", ws.ExitStatus())
 	}
 }
 
@@ -352,7 +362,7 @@ func TestBreakInnerPID1Crash(t *testing.T) {
 	needRoot(t)
 	cmd, evs, stderr := startSandbox(t, "--", bin.testproc, "forever")
 	waitFor(t, evs, event.WorkloadStart, 20*time.Second)
-	inner := firstChild(cmd.Process.Pid, 10*time.Second)
+	inner := testbin.FirstChild(cmd.Process.Pid, 10*time.Second)
 	if inner == 0 {
 		t.Fatal("no PID 1")
 	}

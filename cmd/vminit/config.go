@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,6 +28,12 @@ type config struct {
 	hasLine       bool
 	reportFD      int           // -1: none
 	shutdownAfter time.Duration // sandbox: request a shutdown this long after ready
+
+	// From the kernel command line: what follows "--", and the parameters
+	// with neither '=' nor '.', which the kernel passes to init's argv too
+	// when it does not know them (see kernelArgs).
+	cmdlineTail []string
+	cmdlineBare []string
 }
 
 func defaultConfig() config {
@@ -202,15 +209,23 @@ func lookupSetting(name string, where scope) *setting {
 // cmdlineKey returns the kernel command line key of a setting.
 func (s *setting) cmdlineKey() string { return "vminit." + strings.ReplaceAll(s.name, "-", "_") }
 
-// applyCmdline applies the vminit.* parameters of a kernel command line. It
-// never fails: a bad key or value is reported and the setting keeps its
-// value, because PID 1 must come up whatever the command line says.
+// applyCmdline applies the vminit.* parameters of a kernel command line
+// (the kernel's own rule: '-' and '_' are the same in a name), and keeps what
+// follows "--" (see applyArgs). It never fails: a bad key or value is
+// reported and the setting keeps its value, because PID 1 must come up
+// whatever the command line says.
 func (c *config) applyCmdline(line string) (warnings []error) {
-	for _, p := range splitCmdline(line) {
-		key, val, _ := strings.Cut(p, "=")
+	params, tail := splitCmdline(line)
+	c.cmdlineTail, c.cmdlineBare = tail, nil
+	for _, p := range params {
+		key, val, hasVal := strings.Cut(p, "=")
+		if !hasVal && !strings.Contains(key, ".") {
+			c.cmdlineBare = append(c.cmdlineBare, key)
+		}
 		if !strings.HasPrefix(key, "vminit.") {
 			continue
 		}
+		key = strings.ReplaceAll(key, "-", "_")
 		var s *setting
 		for i := range settings {
 			if settings[i].where&onCmdline != 0 && settings[i].cmdlineKey() == key {
@@ -231,41 +246,59 @@ func (c *config) applyCmdline(line string) (warnings []error) {
 	return warnings
 }
 
-// splitCmdline splits a kernel command line as the kernel does
-// (lib/cmdline.c, next_arg): words separated by white space, double quotes
-// group and are removed, and "--" ends the parameters (what follows goes to
-// init as arguments).
-func splitCmdline(line string) []string {
-	var words []string
-	var w strings.Builder
-	inWord, quoted := false, false
-	flush := func() bool {
-		if inWord {
-			if w.String() == "--" {
-				return false
+// splitCmdline splits a kernel command line into its parameters as the
+// kernel does (lib/cmdline.c next_arg, kernel/params.c parse_args): white
+// space separates parameters unless inside double quotes; a quote that opens
+// the parameter, or its value, is removed with the parameter's last
+// character if that is a quote too, and every other quote is kept; a bare
+// "--" ends the parameters (what follows is init's). It returns the
+// parameters and what follows "--" (nil if there is no "--").
+func splitCmdline(line string) (params, tail []string) {
+	s := strings.TrimLeft(line, " \t\n")
+	for s != "" {
+		p, rest := nextArg(s)
+		if p == "--" {
+			tail = []string{}
+			for rest = strings.TrimLeft(rest, " \t\n"); rest != ""; rest = strings.TrimLeft(rest, " \t\n") {
+				var w string
+				w, rest = nextArg(rest)
+				tail = append(tail, w)
 			}
-			words = append(words, w.String())
+			return params, tail
 		}
-		w.Reset()
-		inWord = false
-		return true
+		params = append(params, p)
+		s = strings.TrimLeft(rest, " \t\n")
 	}
-	for _, r := range line {
-		switch {
-		case r == '"':
-			quoted = !quoted
-			inWord = true
-		case !quoted && (r == ' ' || r == '\t' || r == '\n'):
-			if !flush() {
-				return words
-			}
-		default:
-			w.WriteRune(r)
-			inWord = true
+	return params, nil
+}
+
+// nextArg is lib/cmdline.c's next_arg for a non-empty s with no leading
+// space.
+func nextArg(s string) (param, rest string) {
+	inQuote, quoted := false, false
+	if s[0] == '"' {
+		s, inQuote, quoted = s[1:], true, true
+	}
+	equals, i := -1, 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if (c == ' ' || c == '\t' || c == '\n') && !inQuote {
+			break
+		}
+		if equals < 0 && c == '=' && i > 0 {
+			equals = i
+		}
+		if c == '"' {
+			inQuote = !inQuote
 		}
 	}
-	flush()
-	return words
+	p, rest := s[:i], s[i:]
+	if equals >= 0 && strings.HasPrefix(p[equals+1:], "\"") {
+		p = p[:equals+1] + strings.TrimSuffix(p[equals+2:], "\"")
+	} else if quoted {
+		p = strings.TrimSuffix(p, "\"")
+	}
+	return p, rest
 }
 
 // applyArgs applies the flags of scope where and sets the command: everything
@@ -277,6 +310,12 @@ func splitCmdline(line string) []string {
 // the flags it applied, for passing on.
 func (c *config) applyArgs(args []string, where scope, strict bool) (applied []string, warnings []error, err error) {
 	c.command = nil
+	if !strict {
+		var stray []string
+		if args, stray = c.kernelArgs(args); len(stray) > 0 {
+			warnings = append(warnings, fmt.Errorf("kernel parameters passed to init as arguments, ignored: %s (put the workload after -- on the kernel command line)", strings.Join(stray, " ")))
+		}
+	}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		if a == "--" {
@@ -325,6 +364,31 @@ func (c *config) applyArgs(args []string, where scope, strict bool) (applied []s
 		}
 	}
 	return applied, warnings, nil
+}
+
+// kernelArgs separates, in the arguments the kernel gave init, what init was
+// meant to get from what the kernel added: init's argv is every parameter the
+// kernel did not recognise that has neither '=' nor '.' (a typo, "splash"),
+// then what follows "--". If args ends with the command line's "--" part,
+// only that part counts; if there is no "--" and every argument is such a
+// stray word, none counts. Arguments from anywhere else (an initramfs script
+// that execs vminit) are kept as they are.
+func (c *config) kernelArgs(args []string) (kept, stray []string) {
+	if tail := c.cmdlineTail; tail != nil {
+		if n := len(args) - len(tail); n > 0 && slices.Equal(args[n:], tail) {
+			return tail, args[:n]
+		}
+		return args, nil
+	}
+	if len(args) > 0 && len(c.cmdlineBare) > 0 {
+		for _, a := range args {
+			if !slices.Contains(c.cmdlineBare, a) {
+				return args, nil
+			}
+		}
+		return nil, args
+	}
+	return args, nil
 }
 
 // usage formats the settings of scope where, for --help.

@@ -19,7 +19,8 @@ func TestSplitCmdline(t *testing.T) {
 		"":                                    "",
 		"vminit.json vminit.final=halt -- /bin/app --flag": "vminit.json|vminit.final=halt",
 	} {
-		if got := strings.Join(splitCmdline(in), "|"); got != want {
+		params, _ := splitCmdline(in)
+		if got := strings.Join(params, "|"); got != want {
 			t.Errorf("splitCmdline(%q) = %q, want %q", in, got, want)
 		}
 	}

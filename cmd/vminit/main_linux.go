@@ -19,7 +19,18 @@ var signals = make(chan os.Signal, 128)
 
 func init() {
 	signal.Notify(signals, catchable()...)
+	if os.Getpid() == 1 {
+		// Package initialisation runs on the main thread: a re-execution
+		// from any other would make that thread the leader and lose the
+		// parent-death signal, which is the leader's (a sandbox would
+		// outlive its parent).
+		initSignalErr = cleanSignals()
+	}
 }
+
+// initSignalErr is what cleanSignals could not do, reported once logging
+// works.
+var initSignalErr error
 
 // catchable lists signals 1 to 64 but SIGKILL and SIGSTOP (which cannot be
 // caught) and SIGURG (the runtime's own preemption signal, ignored by

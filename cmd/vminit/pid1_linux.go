@@ -50,11 +50,11 @@ func runInit(args []string) {
 		fmt.Fprintf(os.Stderr, "vminit: %v\n", err)
 		os.Exit(1)
 	}
-	var sigErr error
-	if cleanSignals() {
-		sigErr = reexecUnmasked()
-	}
-	os.Unsetenv(reexecEnv)
+	sigErr := initSignalErr
+	// Descriptors left open by whoever started PID 1 (in the sandbox, its
+	// caller's) must not reach the workload. After the re-execution, which
+	// needs the report descriptor.
+	closeOnExec()
 	p := &pid1{mode: m, started: event.Now()}
 	defer p.emergency()
 	p.start(args)
@@ -96,6 +96,11 @@ func (p *pid1) start(args []string) {
 			warnings = append(warnings, fmt.Errorf("read kernel command line: %w", err))
 		}
 		warnings = append(warnings, p.cfg.applyCmdline(string(line))...)
+	}
+	if p.mode == guard.Sandbox {
+		// The sandbox's arguments come from vminit sandbox, never from a
+		// kernel: nothing in them is stray.
+		p.cfg.cmdlineTail, p.cfg.cmdlineBare = nil, nil
 	}
 	_, w, _ := p.cfg.applyArgs(args, onInit, false)
 	warnings = append(warnings, w...)
@@ -257,6 +262,10 @@ func (p *pid1) signal(sig unix.Signal) {
 	switch sig {
 	case unix.SIGCHLD:
 		p.reaper.Reap()
+	case unix.SIGPIPE:
+		// A write to a closed pipe (a report pipe whose reader is gone):
+		// logging it would write there again. The writer gives up on such
+		// a destination by itself.
 	case unix.SIGTERM, unix.SIGINT, unix.SIGPWR:
 		// SIGINT is Ctrl-Alt-Del once CAD is off; SIGPWR comes from a UPS
 		// daemon or a VMM's power event.

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -163,8 +164,10 @@ func runSandbox(cfg config, applied []string, start int64) int {
 		return exitCrashed
 	}
 
-	events := make(chan line)
-	go readEvents(r, events)
+	// The report pipe is drained at once, whatever happens to the output:
+	// a stalled terminal must not back up into PID 1, whose last events
+	// would then be cut by power-off.
+	rep := newReport(r)
 	type waited struct {
 		ws  unix.WaitStatus
 		err error
@@ -174,14 +177,15 @@ func runSandbox(cfg config, applied []string, start int64) int {
 		ws, _, err := p.Wait()
 		exited <- waited{ws, err}
 	}()
-
-	pr := printer{out: out, json: cfg.json, p: event.Printer{Out: out, Start: start}}
+	pr := &printer{out: out, json: cfg.json, p: event.Printer{Out: out, Start: start}}
 	if !cfg.json {
 		pr.p.Header()
 	}
+	printed := make(chan struct{})
+	go rep.printAll(pr, printed)
+
 	var (
-		tl        event.Timeline
-		ready     bool
+		ready     = rep.ready
 		requested os.Signal // a request held until ready
 		sent      int
 		after     <-chan time.Time
@@ -195,29 +199,19 @@ func runSandbox(cfg config, applied []string, start int64) int {
 		}
 		_ = p.Signal(sig.(syscall.Signal))
 	}
-	for events != nil {
+	for end == nil {
 		select {
-		case l, ok := <-events:
-			if !ok {
-				events = nil
-				continue
+		case <-ready:
+			ready = nil
+			if requested != nil {
+				send(requested)
 			}
-			pr.print(l)
-			if l.err == nil {
-				tl.Add(l.ev)
-				if l.ev.Kind == event.Ready && !ready {
-					ready = true
-					if requested != nil {
-						send(requested)
-					}
-					if cfg.shutdownAfter > 0 {
-						after = time.After(cfg.shutdownAfter)
-					}
-				}
+			if cfg.shutdownAfter > 0 {
+				after = time.After(cfg.shutdownAfter)
 			}
 		case sig := <-requests:
 			sig = asked(sig)
-			if !ready && sent == 0 {
+			if ready != nil && sent == 0 {
 				requested = sig
 				fmt.Fprintf(os.Stderr, "vminit sandbox: %s: held until PID 1 is ready\n", unix.SignalName(sig.(syscall.Signal)))
 			} else {
@@ -230,16 +224,13 @@ func runSandbox(cfg config, applied []string, start int64) int {
 			}
 		case e := <-exited:
 			end = &e
-			exited = nil
 		}
 	}
-	// The pipe is closed: PID 1 and the namespace are gone.
-	if end == nil {
-		e := <-exited
-		end = &e
-	}
 	signal.Stop(requests)
-	return sandboxStatus(cfg, &tl, end.ws, end.err, &pr)
+	// PID 1 is gone, and with it every writer of the pipe.
+	<-rep.done
+	<-printed
+	return sandboxStatus(cfg, rep.timeline(), end.ws, end.err, pr)
 }
 
 // sandboxStatus turns PID 1's end into the sandbox's exit status.
@@ -253,9 +244,12 @@ func sandboxStatus(cfg config, tl *event.Timeline, ws unix.WaitStatus, err error
 		return exitCrashed
 	}
 	rebooted := ws.Signaled() && (ws.Signal() == unix.SIGINT || ws.Signal() == unix.SIGHUP)
-	if !rebooted || !tl.Done() {
+	if !rebooted {
 		fmt.Fprintf(os.Stderr, "vminit sandbox: PID 1 ended without reaching reboot(2): %s\n", describe(ws))
 		return exitCrashed
+	}
+	if !tl.Done() {
+		fmt.Fprintln(os.Stderr, "vminit sandbox: PID 1 rebooted, but its last events were lost")
 	}
 	want := unix.SIGINT
 	if cfg.shutdown.Final == shutdown.Restart {
@@ -303,18 +297,81 @@ type line struct {
 	err error
 }
 
-// readEvents decodes the report pipe until EOF, which comes when PID 1 (and
-// so the whole namespace) is gone.
-func readEvents(r io.ReadCloser, c chan<- line) {
-	defer close(c)
+// report reads PID 1's report pipe into a queue that only grows, on a
+// goroutine of its own, and follows the timeline as the lines come.
+type report struct {
+	ready chan struct{} // closed at the ready event
+	done  chan struct{} // closed at the end of the pipe
+
+	mu    sync.Mutex
+	queue []line
+	kick  chan struct{}
+	tl    event.Timeline
+}
+
+func newReport(r io.ReadCloser) *report {
+	rep := &report{ready: make(chan struct{}), done: make(chan struct{}), kick: make(chan struct{}, 1)}
+	go rep.read(r)
+	return rep
+}
+
+func (rep *report) read(r io.ReadCloser) {
+	defer close(rep.done)
 	defer r.Close()
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+	isReady := false
 	for sc.Scan() {
 		l := line{raw: append([]byte(nil), sc.Bytes()...)}
 		l.err = json.Unmarshal(l.raw, &l.ev)
-		c <- l
+		rep.mu.Lock()
+		rep.queue = append(rep.queue, l)
+		if l.err == nil {
+			rep.tl.Add(l.ev)
+		}
+		rep.mu.Unlock()
+		select {
+		case rep.kick <- struct{}{}:
+		default:
+		}
+		if l.err == nil && l.ev.Kind == event.Ready && !isReady {
+			isReady = true
+			close(rep.ready)
+		}
 	}
+}
+
+// printAll prints the queued lines as they come, until the pipe's end.
+func (rep *report) printAll(pr *printer, printed chan<- struct{}) {
+	defer close(printed)
+	for {
+		rep.mu.Lock()
+		q := rep.queue
+		rep.queue = nil
+		rep.mu.Unlock()
+		for _, l := range q {
+			pr.print(l)
+		}
+		if len(q) > 0 {
+			continue
+		}
+		select {
+		case <-rep.kick:
+		case <-rep.done:
+			rep.mu.Lock()
+			empty := len(rep.queue) == 0
+			rep.mu.Unlock()
+			if empty {
+				return
+			}
+		}
+	}
+}
+
+func (rep *report) timeline() *event.Timeline {
+	rep.mu.Lock()
+	defer rep.mu.Unlock()
+	return &rep.tl
 }
 
 // printer shows the events: as received (JSON), or one readable line each.

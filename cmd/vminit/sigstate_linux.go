@@ -2,8 +2,9 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"os"
-	"runtime"
+	"strconv"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -21,10 +22,11 @@ import (
 //     after fork (runtime.msigrestore).
 //
 // cleanSignals resets every inherited SIG_IGN to SIG_DFL (signals with a Go
-// handler are reset by exec anyway) and reports whether the starting mask
-// blocked anything, in which case PID 1 re-executes itself once, with an
-// empty mask, before it does anything else.
-func cleanSignals() (masked bool) {
+// handler are reset by exec anyway) and, if the starting mask blocked
+// anything, re-executes PID 1 once with an empty mask, before it does
+// anything else. It must run on the main thread (see init). It returns only
+// if there was nothing to do or the re-execution failed.
+func cleanSignals() error {
 	for sig := 1; sig <= 64; sig++ {
 		if sig == int(unix.SIGKILL) || sig == int(unix.SIGSTOP) {
 			continue
@@ -36,10 +38,11 @@ func cleanSignals() (masked bool) {
 		}
 	}
 	var mask uint64
-	if err := rtSigprocmask(unix.SIG_BLOCK, nil, &mask); err != nil {
-		return false
+	if err := rtSigprocmask(unix.SIG_BLOCK, nil, &mask); err != nil || mask == 0 {
+		os.Unsetenv(reexecEnv)
+		return nil
 	}
-	return mask != 0
+	return reexecUnmasked()
 }
 
 // reexecEnv marks the one re-execution, so that a mask that cannot be
@@ -54,7 +57,6 @@ func reexecUnmasked() error {
 		os.Unsetenv(reexecEnv)
 		return fmt.Errorf("the signal mask is still not empty after re-executing")
 	}
-	runtime.LockOSThread()
 	var empty uint64
 	if err := rtSigprocmask(unix.SIG_SETMASK, &empty, nil); err != nil {
 		return err
@@ -87,4 +89,22 @@ func rtSigprocmask(how int, set, old *uint64) error {
 		return e
 	}
 	return nil
+}
+
+// closeOnExec marks every descriptor from 3 up close-on-exec: PID 1 may keep
+// what it was given (the report pipe), its children get 0, 1 and 2 only.
+func closeOnExec() {
+	if err := unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC); err == nil {
+		return
+	}
+	// Before Linux 5.11.
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			unix.CloseOnExec(fd)
+		}
+	}
 }

@@ -66,11 +66,19 @@ func exchange(ctx context.Context, t target, req control.Request, timeout time.D
 	deadline := time.Now().Add(timeout)
 	s.SetDeadline(deadline)
 	r.request = time.Now()
+	rd := bufio.NewReaderSize(s, 64<<10)
 	if _, err := io.WriteString(s, req.String()+"\n"); err != nil {
+		// The guest may have answered and closed before it read the
+		// request (it is busy): its answer says more than EPIPE.
+		if b, rerr := rd.ReadBytes('\n'); rerr == nil {
+			var e event.Event
+			if json.Unmarshal(b, &e) == nil && e.Kind == event.Error {
+				return fail(exitProtocol, fmt.Errorf("%s: the guest refused the connection: %s", t, e.Err))
+			}
+		}
 		return fail(exitUnreachable, fmt.Errorf("%s: send: %w", t, err))
 	}
 
-	rd := bufio.NewReaderSize(s, 64<<10)
 	next := func() (event.Event, []byte, error) {
 		b, err := rd.ReadBytes('\n')
 		if err != nil {

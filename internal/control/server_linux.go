@@ -330,7 +330,22 @@ func (c *conn) eof() {
 	c.events &^= unix.EPOLLIN | unix.EPOLLRDHUP
 	_ = c.s.loop.Modify(c.c.FD(), c.events)
 	if c.written {
-		c.close() // the host has the reboot event and says it is done
+		c.done() // the host has the reboot event and says it is done
+	}
+}
+
+// done: the host has the reboot event. The socket is left open, and out of
+// the loop: it closes when PID 1 goes, which is the end of the stream the
+// host waits for.
+func (c *conn) done() {
+	if c.s.pending[c] {
+		c.s.ended(c)
+	}
+	if !c.dead {
+		c.dead = true
+		_ = c.idle.Close()
+		_ = c.s.loop.Remove(c.c.FD())
+		delete(c.s.conns, c)
 	}
 }
 
@@ -408,7 +423,7 @@ func (c *conn) flush() {
 		// long ago (socat) cannot say more: it is done.
 		c.ending, c.written = false, true
 		if c.hostEOF {
-			c.close()
+			c.done()
 		}
 	}
 }

@@ -37,7 +37,10 @@ type Proc struct {
 	Comm string `json:"comm"`
 }
 
-func (p Proc) String() string { return fmt.Sprintf("%d(%s)", p.PID, p.Comm) }
+// String renders the process as PID(comm), with a comm that could be mistaken
+// for something else (spaces, quotes, control characters) quoted: a process
+// names itself, and must not be able to forge a log line.
+func (p Proc) String() string { return fmt.Sprintf("%d(%s)", p.PID, quoteIfNeeded(p.Comm)) }
 
 // Event is one thing vminit did or saw. Zero fields are left out of the
 // encodings, except Status, which reaped and workload_exit always carry.
@@ -160,7 +163,7 @@ func textValue(f field) string {
 }
 
 func quoteIfNeeded(s string) string {
-	if s == "" || strings.ContainsAny(s, " \t\n\"=\\") || !isPrint(s) {
+	if s == "" || strings.ContainsAny(s, " \t\n\"=\\(),") || !isPrint(s) {
 		return fmt.Sprintf("%q", s)
 	}
 	return s

@@ -163,7 +163,7 @@ func TestWriterNeverBlocks(t *testing.T) {
 	dst.mu.Lock()
 	out := dst.buf.String()
 	dst.mu.Unlock()
-	if !strings.Contains(out, "lines dropped") || !strings.HasSuffix(out, "after\n") {
+	if !strings.Contains(out, "lines dropped: the output was too slow") || !strings.HasSuffix(out, "after\n") {
 		t.Errorf("output %q: want a drop notice and the last line", out)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Sink writes events to one writer, as JSON lines or as human-readable lines.
@@ -15,22 +16,33 @@ import (
 type Sink struct {
 	mu    sync.Mutex
 	w     io.Writer
-	json  bool
+	json  atomic.Bool
 	level slog.Level
 	buf   []byte
 }
 
 // NewSink returns a Sink writing to w, JSON lines if json is set. Records below
-// level are dropped; events are never dropped.
+// level are dropped; events are never dropped. If w is a Writer, the Sink
+// formats its notice of dropped lines as a log event, so that a JSON stream
+// stays JSON.
 func NewSink(w io.Writer, json bool, level slog.Level) *Sink {
-	return &Sink{w: w, json: json, level: level}
+	s := &Sink{w: w, level: level}
+	s.json.Store(json)
+	if bw, ok := w.(*Writer); ok {
+		bw.Notice = s.dropNotice
+	}
+	return s
 }
 
 // SetJSON switches the encoding.
-func (l *Sink) SetJSON(json bool) {
-	l.mu.Lock()
-	l.json = json
-	l.mu.Unlock()
+func (l *Sink) SetJSON(json bool) { l.json.Store(json) }
+
+func (l *Sink) dropNotice(n int) []byte {
+	e := Event{Kind: Log, Mono: Now(), Level: "WARN", Msg: fmt.Sprintf("%d lines dropped: the output was too slow", n)}
+	if l.json.Load() {
+		return e.AppendJSON(nil)
+	}
+	return e.AppendText(nil)
 }
 
 // Emit writes e, stamping it with the current time if it has none. Write
@@ -42,7 +54,7 @@ func (l *Sink) Emit(e Event) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.json {
+	if l.json.Load() {
 		l.buf = e.AppendJSON(l.buf[:0])
 	} else {
 		l.buf = e.AppendText(l.buf[:0])

@@ -1,9 +1,12 @@
 package event
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
+	"syscall"
 )
 
 // Writer puts a goroutine between a caller that must never block and a
@@ -16,12 +19,23 @@ type Writer struct {
 	dst   io.Writer
 	limit int
 
+	// Notice formats the line that reports dropped lines, in the
+	// destination's encoding. It must not block or take locks that a
+	// writer may hold while it calls Write.
+	Notice func(dropped int) []byte
+
 	mu      sync.Mutex
 	buf     []byte
 	dropped int
 	flushes []func() // called once everything buffered before them is written
 	kick    chan struct{}
 	failed  error
+	gone    bool // the destination cannot be written again; run's only
+}
+
+// permanent reports write errors after which a destination is gone for good.
+func permanent(err error) bool {
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.EBADF) || errors.Is(err, os.ErrClosed)
 }
 
 // NewWriter returns a Writer that buffers up to limit bytes for dst.
@@ -56,7 +70,8 @@ func (w *Writer) Flush(done func()) {
 }
 
 // Err returns the first write error, if any. After an error the Writer keeps
-// trying: a console can come back.
+// trying (a console can come back), but for errors that cannot heal (EPIPE:
+// the reader is gone; EBADF) it stops writing and discards from then on.
 func (w *Writer) Err() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -75,22 +90,33 @@ func (w *Writer) run() {
 	for range w.kick {
 		for {
 			w.mu.Lock()
-			if w.dropped > 0 && len(w.buf)+64 <= w.limit {
-				w.buf = fmt.Appendf(w.buf, "vminit: log: %d lines dropped (output too slow)\n", w.dropped)
+			if n := w.dropped; n > 0 {
 				w.dropped = 0
+				w.mu.Unlock()
+				notice := fmt.Appendf(nil, "vminit: %d lines dropped: the output was too slow\n", n)
+				if w.Notice != nil {
+					notice = w.Notice(n)
+				}
+				w.mu.Lock()
+				if len(w.buf)+len(notice) <= w.limit {
+					w.buf = append(w.buf, notice...)
+				} else {
+					w.dropped += n // next time
+				}
 			}
 			out, w.buf = w.buf, out[:0]
 			flushes := w.flushes
 			w.flushes = nil
 			w.mu.Unlock()
 
-			if len(out) > 0 {
+			if len(out) > 0 && !w.gone {
 				if _, err := w.dst.Write(out); err != nil {
 					w.mu.Lock()
 					if w.failed == nil {
 						w.failed = err
 					}
 					w.mu.Unlock()
+					w.gone = permanent(err)
 				}
 			}
 			for _, f := range flushes {

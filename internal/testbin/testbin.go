@@ -109,8 +109,13 @@ func Dead(pid int) bool {
 	return err != nil || strings.Contains(string(b), ") Z ")
 }
 
-// FDs counts the open descriptors of process pid.
-func FDs(pid int) int {
+// FDs lists the open descriptors of process pid, as "fd -> target".
+func FDs(pid int) []string {
 	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	return len(ents)
+	var fds []string
+	for _, e := range ents {
+		target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name()))
+		fds = append(fds, e.Name()+" -> "+target)
+	}
+	return fds
 }

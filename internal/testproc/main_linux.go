@@ -69,8 +69,9 @@ func role(name string, args []string) int {
 		for {
 			_ = unix.Pause()
 		}
-	case "graceful": // graceful DIR NAME: on SIGTERM, write DIR/NAME and exit 0
+	case "graceful": // graceful DIR NAME: write DIR/NAME.ready; on SIGTERM, write DIR/NAME and exit 0
 		signal.Notify(term, syscall.SIGTERM)
+		mark(arg(0), arg(1)+".ready", "")
 		<-term
 		mark(arg(0), arg(1), "term")
 		return 0
