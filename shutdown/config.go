@@ -27,6 +27,9 @@ type Config struct {
 	// Reboot calls reboot(2); nil means unix.Reboot. It returns only on
 	// failure (or in a test).
 	Reboot func(cmd int) error
+	// Sync flushes the filesystems; nil means sync(2). Tests inject a sync
+	// that hangs: a real one must never be made to, on a shared machine.
+	Sync func()
 }
 
 // DefaultConfig returns the documented defaults.

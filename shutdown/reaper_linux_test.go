@@ -21,15 +21,8 @@ import (
 
 // A Reaper in a go test binary would steal the statuses of every exec.Cmd the
 // binary runs, so the reaper's tests run in a re-executed copy of the test
-// binary: TestMain dispatches on this variable.
+// binary: TestMain (sequence_linux_test.go) dispatches on this variable.
 const childEnv = "VMINIT_REAPER_TEST"
-
-func TestMain(m *testing.M) {
-	if mode := os.Getenv(childEnv); mode != "" {
-		os.Exit(reaperChild(mode))
-	}
-	os.Exit(m.Run())
-}
 
 // lossless is what the child reports.
 type lossless struct {

@@ -53,6 +53,9 @@ func New(l *loop.Loop, r *Reaper, emit func(event.Event), cfg Config) (*Sequence
 	if s.cfg.Reboot == nil {
 		s.cfg.Reboot = unix.Reboot
 	}
+	if s.cfg.Sync == nil {
+		s.cfg.Sync = unix.Sync
+	}
 	if s.cfg.Expected == nil {
 		s.cfg.Expected = func(error) string { return "" }
 	}
@@ -216,8 +219,9 @@ func (s *Sequence) sync() {
 	s.arm(s.timer.Reset(s.cfg.SyncTimeout))
 	s.work++
 	gen := s.work
+	sync := s.cfg.Sync
 	go func() {
-		unix.Sync()
+		sync()
 		_ = s.loop.Post(func() {
 			if s.work == gen && s.phase == Syncing {
 				s.emit(event.Event{Kind: event.Sync, Step: "end"})

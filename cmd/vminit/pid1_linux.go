@@ -394,41 +394,22 @@ func lookPath(name string, env []string) (string, error) {
 	return "", fmt.Errorf("%s: %w", name, os.ErrNotExist)
 }
 
-// emergency is the fatal path: a panic, or the loop stopping. PID 1 may not
-// exit (the kernel would panic with "Attempted to kill init"), so it syncs
-// under a deadline, reboots, and if even that fails reaps forever.
+// emergency is the fatal path: a panic, or the loop stopping. It reports
+// what happened, then shutdown.Emergency syncs, flushes and reboots.
 func (p *pid1) emergency() {
 	r := recover()
 	fmt.Fprintf(os.Stderr, "vminit: fatal: %v\n%s", r, debug.Stack())
+	var flush func(func())
 	if p.sink != nil {
-		p.emit(event.Event{Kind: event.Error, Step: "fatal", Level: "ERROR", Err: fmt.Sprint(r)})
+		func() {
+			defer func() { _ = recover() }() // a second panic must not end PID 1
+			p.sink.Emit(event.Event{Kind: event.Error, Step: "fatal", Level: "ERROR", Err: fmt.Sprint(r)})
+		}()
+		flush = p.out.Flush
 	}
-	synced := make(chan struct{})
-	go func() {
-		unix.Sync()
-		close(synced)
-	}()
-	grace := p.cfg.shutdown.SyncTimeout
-	if grace <= 0 {
-		grace = 30 * time.Second
+	timeout := p.cfg.shutdown.SyncTimeout
+	if timeout <= 0 {
+		timeout = shutdown.DefaultConfig().SyncTimeout
 	}
-	select {
-	case <-synced:
-	case <-time.After(grace):
-	}
-	if p.out != nil {
-		flushed := make(chan struct{})
-		p.out.Flush(func() { close(flushed) })
-		select {
-		case <-flushed:
-		case <-time.After(time.Second):
-		}
-	}
-	err := unix.Reboot(p.cfg.shutdown.Final.Cmd())
-	fmt.Fprintf(os.Stderr, "vminit: reboot: %v; reaping forever\n", err)
-	for {
-		if _, err := unix.Wait4(-1, nil, unix.WALL, nil); err == unix.ECHILD {
-			unix.Pause()
-		}
-	}
+	shutdown.Emergency(p.cfg.shutdown.Final, timeout, flush)
 }
