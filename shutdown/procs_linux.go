@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/vminit/vminit/internal/event"
+	"github.com/vminit/vminit/internal/rawfile"
 )
 
 // Processes lists the processes that PID 1's /proc shows, other than PID 1
@@ -20,12 +21,7 @@ func Processes() ([]event.Proc, error) { return processes(func(stat) bool { retu
 func Survivors() ([]event.Proc, error) { return processes(stat.survived) }
 
 func processes(keep func(stat) bool) ([]event.Proc, error) {
-	d, err := os.Open("/proc")
-	if err != nil {
-		return nil, err
-	}
-	defer d.Close()
-	names, err := d.Readdirnames(-1)
+	names, err := rawfile.Names("/proc")
 	if err != nil {
 		return nil, err
 	}
@@ -36,7 +32,7 @@ func processes(keep func(stat) bool) ([]event.Proc, error) {
 		if err != nil || pid == self {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + name + "/stat")
+		b, err := rawfile.ReadFile("/proc/" + name + "/stat")
 		if err != nil {
 			continue // gone meanwhile
 		}

@@ -1,10 +1,10 @@
 package shutdown
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/vminit/vminit/internal/event"
 	"github.com/vminit/vminit/internal/guard"
+	"github.com/vminit/vminit/internal/rawfile"
 	"github.com/vminit/vminit/loop"
 )
 
@@ -375,10 +376,9 @@ func procList(ps []event.Proc) string {
 }
 
 func readMountinfo() ([]Mount, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	b, err := rawfile.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	return ParseMountinfo(f)
+	return ParseMountinfo(bytes.NewReader(b))
 }

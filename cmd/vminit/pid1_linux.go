@@ -18,6 +18,7 @@ import (
 	"github.com/vminit/vminit/internal/control"
 	"github.com/vminit/vminit/internal/event"
 	"github.com/vminit/vminit/internal/guard"
+	"github.com/vminit/vminit/internal/rawfile"
 	"github.com/vminit/vminit/loop"
 	"github.com/vminit/vminit/shutdown"
 	"github.com/vminit/vminit/vsockraw"
@@ -91,7 +92,7 @@ func (p *pid1) start(args []string) {
 	case flags.hasLine:
 		warnings = append(warnings, p.cfg.applyCmdline(flags.cmdline)...)
 	case p.mode == guard.VM:
-		line, err := os.ReadFile("/proc/cmdline")
+		line, err := rawfile.ReadFile("/proc/cmdline")
 		if err != nil {
 			warnings = append(warnings, fmt.Errorf("read kernel command line: %w", err))
 		}
@@ -138,6 +139,11 @@ func (p *pid1) start(args []string) {
 			p.emit(event.Event{Kind: event.Error, Step: "boot", Level: "ERROR", Err: "reboot(CAD_OFF): " + err.Error()})
 		}
 	}
+
+	// The runtime's timers need its network poller (an epoll instance and
+	// an eventfd), and its heap scavenger arms one sooner or later: start
+	// it now, so that PID 1's descriptors stay the same from ready on.
+	time.NewTimer(time.Hour).Stop()
 
 	var err error
 	if p.loop, err = loop.New(); err != nil {

@@ -8,6 +8,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vminit/vminit/internal/rawfile"
 )
 
 // Children must start with no signal ignored or blocked: an ignored SIGTERM
@@ -98,12 +100,12 @@ func closeOnExec() {
 		return
 	}
 	// Before Linux 5.11.
-	ents, err := os.ReadDir("/proc/self/fd")
+	names, err := rawfile.Names("/proc/self/fd")
 	if err != nil {
 		return
 	}
-	for _, e := range ents {
-		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+	for _, name := range names {
+		if fd, err := strconv.Atoi(name); err == nil && fd > 2 {
 			unix.CloseOnExec(fd)
 		}
 	}
