@@ -69,12 +69,13 @@ func writePlot(w io.Writer, res *Result) error {
 
 func panel(sc scenario, rs []*row) (*plot.Plot, error) {
 	p := plot.New()
-	p.Title.Text = fmt.Sprintf("%s: %s", sc.name, sc.doc)
+	p.Title.Text = fmt.Sprintf("%s: %s\nlines: medians; dots: every run", sc.name, sc.doc)
 	p.X.Label.Text = "processes (N)"
 	p.Y.Label.Text = "trigger → reboot(2), ms"
 	p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}
 	p.X.Tick.Marker, p.Y.Tick.Marker = plot.LogTicks{Prec: -1}, plot.LogTicks{Prec: -1}
 	p.Legend.Top, p.Legend.Left = true, true
+	p.Legend.XOffs, p.Legend.YOffs = 1.4*vg.Centimeter, -0.3*vg.Centimeter
 	p.Add(plotter.NewGrid())
 	for _, st := range strategyNames {
 		var med, dots plotter.XYs
@@ -97,8 +98,9 @@ func panel(sc scenario, rs []*row) (*plot.Plot, error) {
 		if err != nil {
 			return nil, err
 		}
-		r, g, b, _ := c.RGBA()
-		sc.GlyphStyle = draw.GlyphStyle{Color: color.RGBA{R: uint8(r >> 8), G: uint8(g >> 8), B: uint8(b >> 8), A: 0x50}, Radius: vg.Points(1.5), Shape: draw.CircleGlyph{}}
+		faint := color.NRGBAModel.Convert(c).(color.NRGBA)
+		faint.A = 0x60
+		sc.GlyphStyle = draw.GlyphStyle{Color: faint, Radius: vg.Points(1.6), Shape: draw.CircleGlyph{}}
 		l, pts, err := plotter.NewLinePoints(med)
 		if err != nil {
 			return nil, err
@@ -106,7 +108,7 @@ func panel(sc scenario, rs []*row) (*plot.Plot, error) {
 		l.Color, l.Width = c, vg.Points(1.5)
 		pts.GlyphStyle = draw.GlyphStyle{Color: c, Radius: vg.Points(3), Shape: draw.CircleGlyph{}}
 		p.Add(sc, l, pts)
-		p.Legend.Add(st+" (median; dots: runs)", l, pts)
+		p.Legend.Add(st, l, pts)
 	}
 	return p, nil
 }
