@@ -21,8 +21,8 @@ var workerSource []byte
 // bins are the programs a run needs, in a directory that the sandbox's root
 // (an unprivileged host uid) can search: PID 1 executes the worker by path.
 type bins struct {
-	dir, vminit, strategy, worker string
-	sizes                         Binaries
+	dir, vminit, vminitB, strategy, worker string
+	sizes                                  Binaries
 }
 
 // build builds vminit as make build does (static, stripped), the strategy
@@ -55,6 +55,12 @@ func build() (b *bins, err error) {
 	}
 	if vminitOverride != "" {
 		if err := copyFile(vminitOverride, b.vminit); err != nil {
+			return nil, err
+		}
+	}
+	if vminitB != "" {
+		b.vminitB = filepath.Join(dir, "vminit-b")
+		if err := copyFile(vminitB, b.vminitB); err != nil {
 			return nil, err
 		}
 	}

@@ -29,7 +29,8 @@
 // the machine), .md (the tables and the targets of issue 4, each met or
 // missed) and .svg (latency against N, log-log). README.md shows a run.
 //
-// The harness stays off the CPUs while PID 1 works: it does not read the
-// pipes (they are made large enough) and waits in waitid(2). It signals only
+// The harness stays off the CPUs while PID 1 works: records and events go to
+// in-memory files (memfd) read before the trigger and after the end, and it
+// waits in waitid(2). It signals only
 // the PID 1 it started, by pid, and acts as init nowhere itself.
 package main

@@ -14,8 +14,10 @@ import (
 func main() { os.Exit(benchMain(os.Args[1:], os.Stdout, os.Stderr)) }
 
 // vminitOverride, if set, is a vminit binary to run instead of the one the
-// harness builds (bench -vminit).
-var vminitOverride string
+// harness builds (bench -vminit); vminitB, if set, is a second one to run
+// as strategy vminit-b (bench -b): a changed vminit measured against the
+// current one, interleaved run by run.
+var vminitOverride, vminitB string
 
 // benchMain is the command; it returns the exit status.
 func benchMain(args []string, stdout, stderr io.Writer) int {
@@ -28,7 +30,8 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	replot := fs.String("replot", "", "do not run: rewrite the table and plot of this results JSON")
 	only := fs.String("only", "", "run only these cells: comma-separated SCENARIO or SCENARIO:N")
 	strategies := fs.String("strategies", "", "run only these strategies (comma-separated)")
-	vminitBin := fs.String("vminit", "", "run this vminit binary instead of building one (A/B experiments, profiling)")
+	vminitBin := fs.String("vminit", "", "run this vminit binary instead of building one (profiling)")
+	bBin := fs.String("b", "", "A/B: also run this vminit binary, as strategy vminit-b, interleaved with the others")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -60,6 +63,10 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	vminitOverride = *vminitBin
+	if *bBin != "" {
+		vminitB = *bBin
+		strategyNames = append(strategyNames[:1:1], append([]string{"vminit-b"}, strategyNames[1:]...)...)
+	}
 	if *seed == 0 {
 		*seed = uint64(time.Now().UnixNano())
 	}

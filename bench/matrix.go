@@ -93,6 +93,8 @@ func (c cell) String() string { return fmt.Sprintf("%s N=%d", c.Scenario, c.N) }
 // reps returns how many runs the strategy makes in the cell.
 func (c cell) reps(strategy string) int {
 	switch strategy {
+	case "vminit-b":
+		return c.Reps
 	case "polled":
 		return min(c.Reps, c.PolledReps)
 	case "signalfd":

@@ -16,13 +16,14 @@ import (
 // strategyColors keep a strategy's colour the same in every panel.
 var strategyColors = map[string]color.Color{
 	"vminit":   color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
+	"vminit-b": color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff},
 	"floor":    color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
 	"polled":   color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff},
 	"signalfd": color.RGBA{R: 0x94, G: 0x67, B: 0xbd, A: 0xff},
 }
 
 // jitter spreads the strategies' dots around each N, on the log axis.
-var jitter = map[string]float64{"vminit": 0.97, "floor": 0.99, "polled": 1.01, "signalfd": 1.03}
+var jitter = map[string]float64{"vminit": 0.97, "vminit-b": 0.98, "floor": 0.99, "polled": 1.01, "signalfd": 1.03}
 
 // writePlot draws latency against N, log-log, one panel per scenario that
 // was run at more than one N: the median of each strategy as a line, every

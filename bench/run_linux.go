@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -44,29 +43,6 @@ const (
 	drainTimeout = 10 * time.Second
 )
 
-// The harness does not read while PID 1 shuts down (it would compete for
-// the CPUs), so the pipes are made large enough to hold everything written
-// meanwhile: 24 bytes per process of records, and for vminit about 100 bytes
-// of events per process. When vminit's events could overflow the report
-// pipe, the harness keeps reading it (vminit would block on a full pipe).
-const (
-	wantPipe        = 1 << 20
-	eventsPerReaped = 160 // bytes, with room to spare
-)
-
-// pipeMax is the largest pipe an unprivileged writer may ask for.
-func pipeMax() int {
-	b, err := os.ReadFile("/proc/sys/fs/pipe-max-size")
-	if err != nil {
-		return 1 << 16
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return 1 << 16
-	}
-	return n
-}
-
 // run makes one run and returns its sample; a failed run is a sample with
 // OK false and the reason.
 func (h *harness) run(sp spec) (s Sample) {
@@ -91,31 +67,25 @@ func (h *harness) run(sp spec) (s Sample) {
 			c.Close()
 		}
 	}()
-	pipe := func(size int) (r, w *os.File, err error) {
-		if r, w, err = os.Pipe(); err != nil {
-			return nil, nil, err
-		}
-		closers = append(closers, r, w)
-		if size > 0 {
-			if _, err := unix.FcntlInt(w.Fd(), unix.F_SETPIPE_SZ, size); err != nil {
-				return nil, nil, fmt.Errorf("F_SETPIPE_SZ %d: %w", size, err)
-			}
-		}
-		return r, w, nil
-	}
-	size := min(wantPipe, pipeMax())
-	recR, recW, err := pipe(size)
+	// The records and the report go to in-memory files, which PID 1's side
+	// writes and the harness reads only before the trigger and after the
+	// end: a pipe would wake a reader at every write (or fill up), so that
+	// the harness would compete with PID 1 for the CPUs.
+	rec, err := newMemfile("vminit-bench-records")
 	if err != nil {
 		return fail("%v", err)
 	}
-	repR, repW, err := pipe(size)
+	closers = append(closers, rec)
+	rep, err := newMemfile("vminit-bench-report")
 	if err != nil {
 		return fail("%v", err)
 	}
-	errR, errW, err := pipe(0)
+	closers = append(closers, rep)
+	errR, errW, err := os.Pipe()
 	if err != nil {
 		return fail("%v", err)
 	}
+	closers = append(closers, errR, errW)
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
 		return fail("%v", err)
@@ -140,9 +110,13 @@ func (h *harness) run(sp spec) (s Sample) {
 	workload := []string{h.bins.worker, c.Scenario, strconv.Itoa(c.N), strconv.FormatUint(sp.seed, 10), procs, data, strconv.Itoa(c.PagecacheMiB)}
 	var path string
 	var args []string
+	isVminit := sp.strategy == "vminit" || sp.strategy == "vminit-b"
 	switch sp.strategy {
-	case "vminit":
+	case "vminit", "vminit-b":
 		path = h.bins.vminit
+		if sp.strategy == "vminit-b" {
+			path = h.bins.vminitB
+		}
 		args = append([]string{"vminit", "--report-fd=3", "--cmdline=",
 			"--grace=" + c.Grace.String(), "--kill-timeout=" + c.KillTimeout.String(), "--"}, workload...)
 	default:
@@ -157,7 +131,7 @@ func (h *harness) run(sp spec) (s Sample) {
 	closers = append(closers, exe)
 
 	opts := sandbox.Options{Exe: exe, Args: args, Env: []string{"PATH=/usr/bin:/bin"},
-		Files: []*os.File{devnull, recW, errW, repW}}
+		Files: []*os.File{devnull, rec.w, errW, rep.w}}
 	if cg != nil {
 		opts.Cgroup = cg.init
 	}
@@ -174,8 +148,8 @@ func (h *harness) run(sp spec) (s Sample) {
 	if err != nil {
 		return fail("%v", err)
 	}
-	recW.Close()
-	repW.Close()
+	rec.w.Close()
+	rep.w.Close()
 	errW.Close()
 
 	// The waiter sees PID 1 end (waitid with WNOWAIT), takes the time and
@@ -200,32 +174,25 @@ func (h *harness) run(sp spec) (s Sample) {
 		ended <- e
 	}()
 
-	recs := newReader(recR, func(b []byte) bool { return hasRecord(b, 'R') })
-	reps := newReader(repR, nil)
-	stderr := newReader(errR, nil)
-	resume := func() {
-		recs.resume()
-		reps.resume()
-	}
-
+	stderr := newReader(errR)
 	var end ending
-	select {
-	case <-recs.held:
-	case end = <-ended:
-		resume()
-		return fail("PID 1 ended before the workload was ready (%s)%s", describe(end.ws), tail(stderr.wait(drainTimeout)))
-	case <-time.After(setupTimeout):
-		_ = p.Signal(unix.SIGKILL)
-		<-ended
-		resume()
-		return fail("the workload was not ready after %v%s", setupTimeout, tail(stderr.wait(drainTimeout)))
+	poll := time.NewTicker(500 * time.Microsecond)
+	setupEnd := time.Now().Add(setupTimeout)
+	for !hasRecord(rec.bytes(), 'R') {
+		select {
+		case end = <-ended:
+			poll.Stop()
+			return fail("PID 1 ended before the workload was ready (%s)%s", describe(end.ws), tail(stderr.wait(drainTimeout)))
+		case now := <-poll.C:
+			if now.After(setupEnd) {
+				poll.Stop()
+				_ = p.Signal(unix.SIGKILL)
+				<-ended
+				return fail("the workload was not ready after %v%s", setupTimeout, tail(stderr.wait(drainTimeout)))
+			}
+		}
 	}
-	if sp.strategy != "vminit" || c.N*eventsPerReaped < size {
-		reps.hold() // not read while PID 1 works
-	}
-	if c.N*recordSize >= size {
-		recs.resume() // the handlers' records would fill the pipe
-	}
+	poll.Stop()
 	s.Setup = event.Now() - started
 	s.HWM = vmHWM(p.Pid)
 	cpu0 := int64(-1)
@@ -260,7 +227,6 @@ func (h *harness) run(sp spec) (s Sample) {
 	if err := p.Signal(unix.SIGTERM); err != nil {
 		_ = p.Signal(unix.SIGKILL)
 		<-ended
-		resume()
 		return fail("trigger: %v", err)
 	}
 	select {
@@ -270,7 +236,6 @@ func (h *harness) run(sp spec) (s Sample) {
 		end = <-ended
 		s.Err = fmt.Sprintf("PID 1 still running %v after the trigger: killed", c.Grace+c.KillTimeout+endSlack)
 	}
-	resume()
 	close(stopProbe)
 	<-probed
 	s.PeakRSS = max(peak.Load(), s.HWM)
@@ -283,7 +248,7 @@ func (h *harness) run(sp spec) (s Sample) {
 	}
 	s.WaitStatus = describe(end.ws)
 
-	recBytes, repBytes, errBytes := recs.wait(drainTimeout), reps.wait(drainTimeout), stderr.wait(drainTimeout)
+	recBytes, repBytes, errBytes := rec.bytes(), rep.bytes(), stderr.wait(drainTimeout)
 	var problems []string
 	if s.Err != "" {
 		problems = append(problems, s.Err)
@@ -295,7 +260,7 @@ func (h *harness) run(sp spec) (s Sample) {
 		problems = append(problems, "PID 1 did not end by reboot(POWER_OFF): "+s.WaitStatus)
 	}
 	problems = append(problems, s.records(recBytes, started, trigger)...)
-	if sp.strategy == "vminit" {
+	if isVminit {
 		problems = append(problems, s.vminitEvents(repBytes, started, trigger, c.Grace)...)
 	} else {
 		problems = append(problems, s.strategyReport(repBytes, trigger)...)
@@ -314,62 +279,60 @@ func (h *harness) run(sp spec) (s Sample) {
 	return s
 }
 
-// reader collects what a pipe delivers. A reader may hold: stop reading
-// once the next read returns (or once heldWhen says so of what it has),
-// until resume, so that the harness stays off the CPUs while PID 1 works.
-type reader struct {
-	buf      bytes.Buffer
-	holding  atomic.Bool
-	held     chan struct{} // closed when heldWhen first holds
-	resumed  chan struct{}
-	once     sync.Once
-	done     chan struct{}
-	heldWhen func([]byte) bool
+// memfile is an in-memory file (memfd_create(2)): PID 1's side appends to
+// it through w (O_APPEND, so that the records of many processes land whole,
+// one after the other), the harness reads it whenever it likes. A write to
+// it wakes nobody, it never fills up, and sync(2) has nothing to write back.
+type memfile struct {
+	r, w *os.File
 }
 
-func newReader(f *os.File, heldWhen func([]byte) bool) *reader {
-	r := &reader{held: make(chan struct{}), resumed: make(chan struct{}), done: make(chan struct{}), heldWhen: heldWhen}
-	if heldWhen != nil {
-		r.holding.Store(true)
+func newMemfile(name string) (*memfile, error) {
+	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("memfd_create", err)
 	}
-	go r.run(f)
+	m := &memfile{r: os.NewFile(uintptr(fd), name)}
+	if m.w, err = os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", fd), os.O_WRONLY|os.O_APPEND, 0); err != nil {
+		m.r.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// bytes returns everything written so far.
+func (m *memfile) bytes() []byte {
+	st, err := m.r.Stat()
+	if err != nil {
+		return nil
+	}
+	b := make([]byte, st.Size())
+	n, _ := m.r.ReadAt(b, 0)
+	return b[:n]
+}
+
+func (m *memfile) Close() error {
+	m.w.Close()
+	return m.r.Close()
+}
+
+// reader collects what a pipe delivers, until EOF.
+type reader struct {
+	buf  bytes.Buffer
+	done chan struct{}
+}
+
+func newReader(f *os.File) *reader {
+	r := &reader{done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		_, _ = r.buf.ReadFrom(f)
+	}()
 	return r
 }
 
-func (r *reader) run(f *os.File) {
-	defer close(r.done)
-	chunk := make([]byte, 256<<10)
-	signalled := false
-	for {
-		n, err := f.Read(chunk)
-		r.buf.Write(chunk[:n])
-		if r.heldWhen != nil && !signalled && r.heldWhen(r.buf.Bytes()) {
-			signalled = true
-			close(r.held)
-		}
-		if err != nil {
-			return
-		}
-		if r.holding.Load() && (r.heldWhen == nil || signalled) {
-			<-r.resumed
-		}
-	}
-}
-
-// hold makes the reader stop after its current read.
-func (r *reader) hold() { r.holding.Store(true) }
-
-// resume lets it read again, for good.
-func (r *reader) resume() {
-	r.once.Do(func() {
-		r.holding.Store(false)
-		close(r.resumed)
-	})
-}
-
-// wait returns everything read up to EOF, or up to the timeout.
+// wait returns everything read up to EOF, or nothing after the timeout.
 func (r *reader) wait(timeout time.Duration) []byte {
-	r.resume()
 	select {
 	case <-r.done:
 		return r.buf.Bytes()
