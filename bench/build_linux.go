@@ -53,7 +53,9 @@ func build() (b *bins, err error) {
 			return nil, fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
 		}
 	}
+	b.sizes.Commit = commit(root)
 	if vminitOverride != "" {
+		b.sizes.Commit += " (vminit: " + vminitOverride + ")"
 		if err := copyFile(vminitOverride, b.vminit); err != nil {
 			return nil, err
 		}
@@ -156,6 +158,20 @@ func goTool() string {
 		return p
 	}
 	return filepath.Join(runtime.GOROOT(), "bin", "go")
+}
+
+// commit names the checkout the programs are built from: the commit, and
+// "+changes" if the work tree differs from it.
+func commit(root string) string {
+	out, err := exec.Command("git", "-C", root, "rev-parse", "--short=12", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	c := strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "-C", root, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
+		c += "+changes"
+	}
+	return c
 }
 
 func copyFile(from, to string) error {

@@ -107,6 +107,9 @@ func writeReport(w io.Writer, res *Result) {
 	}
 	fmt.Fprintf(w, "\nstart → workload exec includes the launcher's own %s ms (sandbox start → a static C program's main as PID 1, median).\n", ms(float64(res.SandboxStart)/1e6))
 	b := res.Binaries
+	if b.Commit != "" {
+		fmt.Fprintf(w, "\nBuilt from %s.", b.Commit)
+	}
 	fmt.Fprintf(w, "\nBinaries: vminit %d bytes (static %v, stripped), strategy %d bytes, worker %d bytes (static %v).\n",
 		b.Vminit, b.VminitStatic, b.Strategy, b.Worker, b.WorkerStatic)
 

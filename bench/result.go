@@ -39,11 +39,12 @@ type Machine struct {
 
 // Binaries are the sizes of what ran, in bytes.
 type Binaries struct {
-	Vminit       int64 `json:"vminit"` // static, stripped, as make build makes it
-	VminitStatic bool  `json:"vminit_static"`
-	Strategy     int64 `json:"strategy"`
-	Worker       int64 `json:"worker"`
-	WorkerStatic bool  `json:"worker_static"`
+	Commit       string `json:"commit,omitempty"` // of the repository the programs were built from
+	Vminit       int64  `json:"vminit"`           // static, stripped, as make build makes it
+	VminitStatic bool   `json:"vminit_static"`
+	Strategy     int64  `json:"strategy"`
+	Worker       int64  `json:"worker"`
+	WorkerStatic bool   `json:"worker_static"`
 }
 
 // Sample is one run: one strategy as PID 1 shutting one scenario down. Times
