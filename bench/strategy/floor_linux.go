@@ -25,9 +25,11 @@ func (floor) shutdown(c *config, r *report) {
 	r.term = event.Now()
 	r.graceEnd = r.term + int64(c.grace)
 	var killed atomic.Int64
+	fired := make(chan struct{})
 	t := time.AfterFunc(c.grace, func() {
 		kill(unix.SIGKILL)
 		killed.Store(event.Now())
+		close(fired)
 	})
 	for {
 		_, err := unix.Wait4(-1, nil, 0, nil)
@@ -44,7 +46,9 @@ func (floor) shutdown(c *config, r *report) {
 		}
 		r.reaped++
 	}
-	t.Stop()
 	r.done = event.Now()
+	if !t.Stop() {
+		<-fired // the wait may end before the timer's function has
+	}
 	r.kill = killed.Load()
 }
