@@ -8,7 +8,7 @@ LDFLAGS := -s -w
 # Tests that create namespaces run one package at a time, with a bound.
 TESTFLAGS ?= -p 1 -count=1 -timeout 20m
 
-.PHONY: help build test demo lint fmt vet
+.PHONY: help build test demo lint fmt vet bench bench-full
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -34,6 +34,12 @@ demo: build ## vminit as PID 1 of a sandbox with a demo process tree; vminitctl 
 test: ## run every test (as root: the namespace tests skip otherwise)
 	$(GO) vet ./...
 	$(GO) test $(TESTFLAGS) ./...
+
+bench: ## shutdown latency, quick matrix (root; < 3 min on 2 cores): prints the table, writes JSON, table and SVG to bench/results/
+	$(GO) run ./bench -matrix quick -out bench/results
+
+bench-full: ## shutdown latency, the whole matrix: every scenario at N = 1 to 10000, 30 runs each (long)
+	$(GO) run ./bench -matrix full -out bench/results
 
 lint: fmt vet ## gofmt and go vet (and staticcheck when installed)
 	@if command -v staticcheck >/dev/null; then staticcheck ./...; else echo "staticcheck not installed: skipped (go install honnef.co/go/tools/cmd/staticcheck@v0.8.2)"; fi
