@@ -19,6 +19,11 @@ type Config struct {
 	// Remount enables the read-only remount step. It must stay false unless
 	// remounts cannot reach filesystems outside the VM or sandbox.
 	Remount bool
+	// Leave, if set, picks mounts the remount step leaves alone (in the
+	// sandbox: those inherited from the host, which are not ours to make
+	// read-only and would refuse with EPERM), and LeaveWhy says why, once.
+	Leave    func(Mount) bool
+	LeaveWhy string
 	// Expected explains errors that are expected where PID 1 runs (EPERM on
 	// inherited filesystems in a user namespace), and returns "" for the
 	// others. Expected errors are reported at info level, with the

@@ -34,8 +34,9 @@ type lossless struct {
 }
 
 // TestLosslessWakeups: 10,000 short-lived children, 5,000 one after another
-// and 5,000 in bursts of 200 simultaneous exits, with GOMAXPROCS ≥ 2 and
-// CPU-bound goroutines in the process. The loop has no timeout: every exit
+// (named: Reaper.Names) and 5,000 in bursts of 200 simultaneous exits (not
+// named: wait4(-1)), with GOMAXPROCS ≥ 2 and CPU-bound goroutines in the
+// process. The loop has no timeout: every exit
 // must be reaped through a SIGCHLD wake-up. A watchdog outside the loop (it
 // only looks, never reaps) fails the run when a child of the process stays
 // a zombie for seconds; the hang guard catches anything else. No zombie may
@@ -121,6 +122,7 @@ func runReaperChild(mode string) (res lossless) {
 	sigs := make(chan os.Signal, 64)
 	signal.Notify(sigs, syscall.SIGCHLD)
 	r := NewReaper()
+	r.Names = mode == "sequential"
 	spawned := map[int]time.Time{}
 	var lat []time.Duration
 	const total, burst = perMode, 200
@@ -161,6 +163,9 @@ func runReaperChild(mode string) (res lossless) {
 			return
 		}
 		delete(spawned, e.PID)
+		if r.Names && e.Comm != "true" {
+			res.Err = fmt.Sprintf("reaped %d named %q, want true", e.PID, e.Comm)
+		}
 		lat = append(lat, time.Since(t0))
 		res.Reaped++
 	}

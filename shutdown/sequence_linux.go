@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/multierr"
@@ -253,6 +254,19 @@ func (s *Sequence) remount() {
 		s.fail("remount", err) // and remount what could be read
 	}
 	s.plan = RemountPlan(ms)
+	if s.cfg.Leave != nil {
+		left := 0
+		s.plan = slices.DeleteFunc(s.plan, func(m Mount) bool {
+			if s.cfg.Leave(m) {
+				left++
+				return true
+			}
+			return false
+		})
+		if left > 0 {
+			s.emit(event.Event{Kind: event.Log, Level: "INFO", Msg: fmt.Sprintf("remount: %d filesystems left alone (%s)", left, s.cfg.LeaveWhy)})
+		}
+	}
 	if len(s.plan) == 0 {
 		s.finish()
 		return
@@ -261,6 +275,11 @@ func (s *Sequence) remount() {
 	s.work++
 	gen := s.work
 	plan := slices.Clone(s.plan)
+	// Results are posted as they come, but a post that is still pending
+	// carries the ones that follow it: one hand-off for many remounts,
+	// and still every remount done when another one hangs.
+	var mu sync.Mutex
+	var done []remountResult
 	go func() {
 		for _, m := range plan {
 			err := remountReadOnly(m)
@@ -268,18 +287,39 @@ func (s *Sequence) remount() {
 			if err == nil && !ro {
 				err = errors.New("remount succeeded but the filesystem is still writable")
 			}
-			_ = s.loop.Post(func() {
-				if s.work == gen && s.phase == Remounting {
-					s.remounted(m, ro, err)
-				}
-			})
+			mu.Lock()
+			done = append(done, remountResult{m, ro, err, event.Now()})
+			first := len(done) == 1
+			mu.Unlock()
+			if first {
+				_ = s.loop.Post(func() {
+					mu.Lock()
+					rs := done
+					done = nil
+					mu.Unlock()
+					for _, r := range rs {
+						if s.work == gen && s.phase == Remounting {
+							s.remounted(r)
+						}
+					}
+				})
+			}
 		}
 	}()
 }
 
-func (s *Sequence) remounted(m Mount, ro bool, err error) {
+// remountResult is one remount's outcome, as the worker saw it.
+type remountResult struct {
+	m   Mount
+	ro  bool
+	err error
+	at  int64 // CLOCK_MONOTONIC when it was done
+}
+
+func (s *Sequence) remounted(r remountResult) {
+	m, ro, err := r.m, r.ro, r.err
 	s.plan = s.plan[1:]
-	ev := event.Event{Kind: event.Remount, Mount: m.Target, FSType: m.FSType, ReadOnly: ro}
+	ev := event.Event{Kind: event.Remount, Mono: r.at, Mount: m.Target, FSType: m.FSType, ReadOnly: ro}
 	if err != nil {
 		ev.Err = err.Error()
 		if why := s.cfg.Expected(err); why != "" {

@@ -20,6 +20,7 @@ type config struct {
 	control        []vsockraw.Addr // nil: the default for the mode; empty: none
 	controlPeers   []uint32        // vsock CIDs allowed to connect; nil: any
 	controlIdle    time.Duration
+	reapNames      bool
 	json           bool
 	command        []string
 
@@ -43,6 +44,7 @@ func defaultConfig() config {
 		reportFD:       -1,
 		controlPeers:   []uint32{vsockraw.CIDHost},
 		controlIdle:    10 * time.Second,
+		reapNames:      true,
 	}
 }
 
@@ -145,6 +147,9 @@ var settings = []setting{
 			}
 			return nil
 		}},
+	{name: "reap-names", where: everywhere, arg: "", def: "true",
+		usage: "name every reaped process in its event (read from /proc: about twice PID 1's CPU time per process)",
+		set:   func(c *config, v string) error { return setBool(&c.reapNames, v) }},
 	{name: "json", where: everywhere, arg: "", def: "false",
 		usage: "log JSON lines instead of human-readable lines",
 		set:   func(c *config, v string) error { return setBool(&c.json, v) }},

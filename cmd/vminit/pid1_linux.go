@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -150,6 +151,7 @@ func (p *pid1) start(args []string) {
 		panic(err)
 	}
 	p.reaper = shutdown.NewReaper()
+	p.reaper.Names = p.cfg.reapNames
 	p.reaper.OnExit = p.exited
 	p.reaper.OnError = func(err error) {
 		p.emit(event.Event{Kind: event.Error, Step: "reap", Level: "ERROR", Err: err.Error()})
@@ -157,6 +159,12 @@ func (p *pid1) start(args []string) {
 	sc := p.cfg.shutdown
 	sc.Remount = !fatal
 	if p.mode == guard.Sandbox {
+		// The host's filesystems, seen through the sandbox's mount
+		// namespace, are not the sandbox's to remount: only what was
+		// mounted inside it after boot is.
+		inherited := mountIDs()
+		sc.Leave = func(m shutdown.Mount) bool { return inherited[m.ID] }
+		sc.LeaveWhy = "inherited from the host"
 		sc.Expected = func(err error) string {
 			if errors.Is(err, unix.EPERM) {
 				return "expected in the sandbox: the filesystem belongs to the host"
@@ -176,10 +184,26 @@ func (p *pid1) start(args []string) {
 
 	p.reaper.Reap() // children inherited before the loop, and no SIGCHLD lost before it
 	if fatal {
+		lateSignals()
 		p.seq.Start("boot_failure")
 		return
 	}
 	p.startWorkload()
+	lateSignals()
+}
+
+// mountIDs returns the IDs of the mounts in PID 1's mount namespace.
+func mountIDs() map[int]bool {
+	ids := make(map[int]bool)
+	b, err := rawfile.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return ids
+	}
+	ms, _ := shutdown.ParseMountinfo(bytes.NewReader(b))
+	for _, m := range ms {
+		ids[m.ID] = true
+	}
+	return ids
 }
 
 // emit reports an event to the console (or the sandbox's report pipe), and
@@ -267,7 +291,11 @@ func (p *pid1) Shutdown(r control.Request) (event.Event, func()) {
 func (p *pid1) signal(sig unix.Signal) {
 	switch sig {
 	case unix.SIGCHLD:
+		// One write to the console for the whole drain, not one per
+		// process: the writer's goroutine is woken once.
+		p.out.Hold()
 		p.reaper.Reap()
+		p.out.Release()
 	case unix.SIGPIPE:
 		// A write to a closed pipe (a report pipe whose reader is gone):
 		// logging it would write there again. The writer gives up on such

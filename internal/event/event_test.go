@@ -216,3 +216,40 @@ func TestTimeline(t *testing.T) {
 		}
 	}
 }
+
+// TestWriterHold: held lines go out together, at Release.
+func TestWriterHold(t *testing.T) {
+	dst := &countingWriter{}
+	w := NewWriter(dst, 1<<20)
+	w.Hold()
+	for range 100 {
+		w.Write([]byte("line\n"))
+	}
+	time.Sleep(20 * time.Millisecond)
+	if n := dst.writes(); n != 0 {
+		t.Fatalf("%d writes while held", n)
+	}
+	w.Release()
+	flushed := make(chan struct{})
+	w.Flush(func() { close(flushed) })
+	<-flushed
+	if n, b := dst.writes(), dst.bytes(); n != 1 || b != 500 {
+		t.Errorf("%d writes of %d bytes after Release, want 1 of 500", n, b)
+	}
+}
+
+type countingWriter struct {
+	mu   sync.Mutex
+	n, b int
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n++
+	c.b += len(p)
+	return len(p), nil
+}
+
+func (c *countingWriter) writes() int { c.mu.Lock(); defer c.mu.Unlock(); return c.n }
+func (c *countingWriter) bytes() int  { c.mu.Lock(); defer c.mu.Unlock(); return c.b }

@@ -29,6 +29,7 @@ type Writer struct {
 	dropped int
 	flushes []func() // called once everything buffered before them is written
 	kick    chan struct{}
+	held    bool // Write does not wake the goroutine until Release
 	failed  error
 	gone    bool // the destination cannot be written again; run's only
 }
@@ -54,9 +55,32 @@ func (w *Writer) Write(p []byte) (int, error) {
 	} else {
 		w.buf = append(w.buf, p...)
 	}
+	held := w.held
 	w.mu.Unlock()
-	w.wake()
+	if !held {
+		w.wake()
+	}
 	return len(p), nil
+}
+
+// Hold makes Write buffer without waking the writer's goroutine, until
+// Release: a burst of lines (a drain of exited processes) costs one wake-up
+// and one write(2) instead of one each.
+func (w *Writer) Hold() {
+	w.mu.Lock()
+	w.held = true
+	w.mu.Unlock()
+}
+
+// Release ends Hold and hands what was buffered to the goroutine.
+func (w *Writer) Release() {
+	w.mu.Lock()
+	w.held = false
+	pending := len(w.buf) > 0
+	w.mu.Unlock()
+	if pending {
+		w.wake()
+	}
 }
 
 // Flush calls done, on the writer's goroutine, once everything written
