@@ -60,7 +60,9 @@ func build() (b *bins, err error) {
 			return nil, err
 		}
 	}
-	if vminitB != "" {
+	if vminitB == "" {
+		b.vminitB = b.vminit
+	} else {
 		b.vminitB = filepath.Join(dir, "vminit-b")
 		if err := copyFile(vminitB, b.vminitB); err != nil {
 			return nil, err

@@ -19,6 +19,9 @@ func main() { os.Exit(benchMain(os.Args[1:], os.Stdout, os.Stderr)) }
 // current one, interleaved run by run.
 var vminitOverride, vminitB string
 
+// vminitBFlags are flags for vminit-b (bench -b-flags).
+var vminitBFlags []string
+
 // benchMain is the command; it returns the exit status.
 func benchMain(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -32,6 +35,7 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	strategies := fs.String("strategies", "", "run only these strategies (comma-separated)")
 	vminitBin := fs.String("vminit", "", "run this vminit binary instead of building one (profiling)")
 	bBin := fs.String("b", "", "A/B: also run this vminit binary, as strategy vminit-b, interleaved with the others")
+	bFlags := fs.String("b-flags", "", "A/B: flags for vminit-b (space-separated, e.g. --reap-names=false); without -b, vminit-b is the same binary")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -63,8 +67,8 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	vminitOverride = *vminitBin
-	if *bBin != "" {
-		vminitB = *bBin
+	if *bBin != "" || *bFlags != "" {
+		vminitB, vminitBFlags = *bBin, strings.Fields(*bFlags)
 		strategyNames = append(strategyNames[:1:1], append([]string{"vminit-b"}, strategyNames[1:]...)...)
 	}
 	if *seed == 0 {

@@ -117,8 +117,12 @@ func (h *harness) run(sp spec) (s Sample) {
 		if sp.strategy == "vminit-b" {
 			path = h.bins.vminitB
 		}
-		args = append([]string{"vminit", "--report-fd=3", "--cmdline=",
-			"--grace=" + c.Grace.String(), "--kill-timeout=" + c.KillTimeout.String(), "--"}, workload...)
+		args = []string{"vminit", "--report-fd=3", "--cmdline=",
+			"--grace=" + c.Grace.String(), "--kill-timeout=" + c.KillTimeout.String()}
+		if sp.strategy == "vminit-b" {
+			args = append(args, vminitBFlags...)
+		}
+		args = append(append(args, "--"), workload...)
 	default:
 		path = h.bins.strategy
 		args = append([]string{"strategy", "-s", sp.strategy, "-grace", c.Grace.String(),
