@@ -138,6 +138,9 @@ func (p *pid1) start(args []string) {
 			p.emit(event.Event{Kind: event.Error, Step: "boot", Level: "ERROR", Err: "reboot(CAD_OFF): " + err.Error()})
 		}
 	}
+	if p.mode == guard.VM {
+		p.loadModules() // after /proc, /sys and /dev, before anything needs a driver; Ctrl-Alt-Del is a signal by now
+	}
 
 	var err error
 	if p.loop, err = loop.New(); err != nil {
