@@ -169,6 +169,9 @@ func (p *pid1) start(args []string) {
 		panic(err)
 	}
 	p.listen()
+	if p.mode == guard.VM {
+		p.watchPowerButtons()
+	}
 	p.emit(event.Event{Kind: event.Ready, Mode: p.mode.String()})
 
 	p.reaper.Reap() // children inherited before the loop, and no SIGCHLD lost before it

@@ -5,6 +5,9 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/vminit/vminit/internal/evdev"
 	"github.com/vminit/vminit/internal/event"
 	"github.com/vminit/vminit/internal/kmod"
 )
@@ -43,5 +46,44 @@ func (p *pid1) loadModules() {
 	}
 	if len(present) > 0 {
 		p.log.Info("modules loaded", "modules", strings.Join(present, ","), "took", event.Round(time.Since(start)))
+	}
+}
+
+// watchPowerButtons adds every input device that reports KEY_POWER to the
+// loop. It runs before ready is reported, so that a VMM's power button
+// pressed as soon as the guest says it is ready is seen. Devices that appear
+// later (a driver loaded by the workload) are not watched.
+func (p *pid1) watchPowerButtons() {
+	devs, err := evdev.PowerButtons("/dev/input")
+	if err != nil {
+		p.log.Warn("power button", "err", err)
+	}
+	for _, d := range devs {
+		if err := p.loop.Add(d.Fd(), unix.EPOLLIN, p.powerButton(d)); err != nil {
+			p.emit(event.Event{Kind: event.Error, Step: "power_button", Level: "ERROR", Err: err.Error()})
+			d.Close()
+			continue
+		}
+		p.log.Info("watching the power button", "path", d.Path(), "name", d.Name())
+	}
+}
+
+// powerButton returns the loop handler of one device: a KEY_POWER press is
+// a shutdown request; a device that fails or hangs up is dropped.
+func (p *pid1) powerButton(d *evdev.Device) func(uint32) {
+	var evs []evdev.Event
+	return func(events uint32) {
+		var err error
+		evs, err = d.Read(evs)
+		for _, e := range evs {
+			if e.Pressed(evdev.KeyPower) && !p.seq.Start("power_button") {
+				p.log.Info("shutdown already under way", "source", "power_button", "phase", p.seq.Phase())
+			}
+		}
+		if err != nil || events&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			p.log.Warn("power button gone", "path", d.Path(), "err", err)
+			_ = p.loop.Remove(d.Fd())
+			d.Close()
+		}
 	}
 }
