@@ -1,6 +1,9 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/signal"
@@ -121,6 +124,8 @@ func role(name string, args []string) int {
 			fail("%v", err)
 		}
 		return 0
+	case "ext4fill": // ext4fill DEV DIR MIB: mount ext4 DEV on DIR, write MIB MiB to DIR/data and its SHA-256 to DIR/marker, no fsync; print the hash; exit 0
+		return ext4fill(arg(0), arg(1), arg(2))
 	case "signals": // signals DIR TRIGGER: every signal to PID 1 but the triggers, then TRIGGER
 		trigger, err := strconv.Atoi(arg(1))
 		if err != nil {
@@ -286,4 +291,52 @@ func indexOf(args []string, s string) int {
 func fail(format string, a ...any) {
 	fmt.Fprintf(os.Stderr, "testproc: "+format+"\n", a...)
 	os.Exit(99)
+}
+
+// ext4fill mounts an ext4 filesystem, writes a file of known content and a
+// marker holding its SHA-256, without fsync, prints the hash
+// ("ext4fill sha256=HEX") and returns at once: the VM test shuts the VM down
+// while all of it is still dirty in the page cache, and checks the disk on
+// the host.
+func ext4fill(dev, dir, mib string) int {
+	n, err := strconv.Atoi(mib)
+	if err != nil || n <= 0 {
+		fail("bad size %q", mib)
+	}
+	for i := 0; ; i++ { // the driver may still be creating the device node
+		if _, err := os.Stat(dev); err == nil || i == 500 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		fail("%v", err)
+	}
+	if err := unix.Mount(dev, dir, "ext4", 0, ""); err != nil {
+		fail("mount %s on %s: %v", dev, dir, err)
+	}
+	f, err := os.Create(filepath.Join(dir, "data"))
+	if err != nil {
+		fail("%v", err)
+	}
+	h := sha256.New()
+	block := make([]byte, 1<<20)
+	for i := range n {
+		// Every 8 bytes differ, and every MiB differs from the others, so a
+		// block written to the wrong place changes the hash.
+		for j := 0; j < len(block); j += 8 {
+			binary.LittleEndian.PutUint64(block[j:], uint64(i)<<32|uint64(j)^0x9e3779b97f4a7c15)
+		}
+		h.Write(block)
+		if _, err := f.Write(block); err != nil {
+			fail("write: %v", err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		fail("close: %v", err)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	mark(dir, "marker", sum+"\n")
+	fmt.Printf("ext4fill sha256=%s\n", sum)
+	return 0
 }
