@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
 )
 
@@ -25,6 +27,29 @@ type Index struct {
 // NewIndex returns an empty index.
 func NewIndex() *Index {
 	return &Index{modules: make(map[string]*Module), builtin: make(map[string]bool)}
+}
+
+// ReadIndex reads modules.dep and, if present, modules.builtin from dir. The
+// index it returns is usable even with an error: it then knows what it
+// could read.
+func ReadIndex(dir string) (*Index, error) {
+	ix := NewIndex()
+	if b, err := os.Open(filepath.Join(dir, "modules.builtin")); err == nil {
+		err = ix.ParseBuiltin(b)
+		b.Close()
+		if err != nil {
+			return ix, fmt.Errorf("kmod: %s: %w", b.Name(), err)
+		}
+	}
+	f, err := os.Open(filepath.Join(dir, "modules.dep"))
+	if err != nil {
+		return ix, fmt.Errorf("kmod: %w (generate it with depmod -b ROOT RELEASE)", err)
+	}
+	defer f.Close()
+	if err := ix.ParseDep(f); err != nil {
+		return ix, fmt.Errorf("kmod: %s: %w", f.Name(), err)
+	}
+	return ix, nil
 }
 
 // ParseDep adds the modules of r, in the format of modules.dep(5):

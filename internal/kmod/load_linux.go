@@ -25,29 +25,6 @@ func Dir() (string, error) {
 	return filepath.Join("/lib/modules", unix.ByteSliceToString(u.Release[:])), nil
 }
 
-// ReadIndex reads modules.dep and, if present, modules.builtin from dir. The
-// index it returns is usable even with an error: it then knows what it
-// could read.
-func ReadIndex(dir string) (*Index, error) {
-	ix := NewIndex()
-	if b, err := os.Open(filepath.Join(dir, "modules.builtin")); err == nil {
-		err = ix.ParseBuiltin(b)
-		b.Close()
-		if err != nil {
-			return ix, fmt.Errorf("kmod: %s: %w", b.Name(), err)
-		}
-	}
-	f, err := os.Open(filepath.Join(dir, "modules.dep"))
-	if err != nil {
-		return ix, fmt.Errorf("kmod: %w (generate it with depmod -b ROOT RELEASE)", err)
-	}
-	defer f.Close()
-	if err := ix.ParseDep(f); err != nil {
-		return ix, fmt.Errorf("kmod: %s: %w", f.Name(), err)
-	}
-	return ix, nil
-}
-
 // Load loads the modules called names, and their dependencies, from dir
 // (see Dir), and returns one Result per module it considered, in the order
 // it considered them. It returns an error only when dir has no usable
