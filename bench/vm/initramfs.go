@@ -62,8 +62,11 @@ func (e *env) buildInitramfs() error {
 	}
 	c.Dir("tmp", 0o1777)
 	// The kernel opens /dev/console for init before init can mount
-	// devtmpfs: an initramfs without it starts init with no descriptors.
+	// devtmpfs: an initramfs without it starts init with no descriptors,
+	// and then the Go runtime opens /dev/null in their place, or exits
+	// with status 2 (a kernel panic for PID 1) if there is none.
 	c.CharDev("dev/console", 0o600, 5, 1)
+	c.CharDev("dev/null", 0o666, 1, 3)
 
 	for _, b := range guestBinaries {
 		if _, err := os.Stat(filepath.Join(e.repo, b.pkg)); err != nil {
@@ -118,6 +121,31 @@ func (e *env) buildInitramfs() error {
 		return err
 	}
 	e.initrd = out
+	return e.buildNoConsole()
+}
+
+// buildNoConsole writes a variant of the initramfs whose /dev/console the
+// kernel cannot open: a second archive appended to the first (the kernel
+// unpacks both, in order) replaces the node with a directory. PID 1 then
+// starts with no console ("Warning: unable to open an initial console.").
+func (e *env) buildNoConsole() error {
+	main, err := os.ReadFile(e.initrd)
+	if err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	b.Write(main)
+	c := newCPIO(&b)
+	c.Dir("dev", 0o755)
+	c.Dir("dev/console", 0o755)
+	if err := c.Close(); err != nil {
+		return err
+	}
+	out := filepath.Join(e.cache, "initramfs-noconsole.cpio")
+	if err := os.WriteFile(out, b.Bytes(), 0o644); err != nil {
+		return err
+	}
+	e.initrdNoConsole = out
 	return nil
 }
 

@@ -111,6 +111,9 @@ func runAll(e *env, ms []machine, sel []*scenario, w io.Writer) (results []*resu
 	fmt.Fprintf(w, "vm: kernel %s, initramfs %s, QEMU TCG\n", e.kernel.release, e.initrd)
 	for _, m := range ms {
 		for _, s := range sel {
+			if !s.on(m.name) {
+				continue
+			}
 			for i := 1; i <= s.runs; i++ {
 				r := e.runScenario(s, m, i)
 				results = append(results, r)
@@ -120,7 +123,7 @@ func runAll(e *env, ms []machine, sel []*scenario, w io.Writer) (results []*resu
 					verdict = "FAIL"
 					failed++
 				}
-				fmt.Fprintf(w, "%s %-8s %d %-16s run %d/%d  first line %s, workload %s, %s → exit %s\n",
+				fmt.Fprintf(w, "%s %-8s %d %-18s run %d/%d  first line %s, workload %s, %s → exit %s\n",
 					verdict, m.name, s.id, s.name, i, s.runs, fmtDur(r.firstLine), fmtDur(r.workload), s.trigger, fmtDur(r.triggerToExit()))
 				if err != nil {
 					fmt.Fprintf(w, "%s\n  console and QEMU's stderr: %s\n", indent(err.Error(), "    "), r.dir)

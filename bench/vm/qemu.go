@@ -48,6 +48,7 @@ type vmConfig struct {
 	modules  []string // besides the machine's transport
 	workload []string // after "--" on the kernel command line
 	disk     string   // raw image for virtio-blk, or ""
+	initrd   string   // instead of the env's
 	dir      string   // run directory: console log, QEMU's stderr
 	echo     io.Writer
 }
@@ -99,10 +100,14 @@ func (e *env) boot(cfg vmConfig) (*vm, error) {
 		return nil, err
 	}
 	v := &vm{cfg: cfg, sock: filepath.Join(sockDir, "qmp"), changed: make(chan struct{})}
+	initrd := e.initrd
+	if cfg.initrd != "" {
+		initrd = cfg.initrd
+	}
 	args := []string{
 		"-accel", "tcg", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
 		"-m", "512", "-smp", "1",
-		"-kernel", e.kernel.vmlinuz, "-initrd", e.initrd, "-append", e.kernelCmdline(cfg),
+		"-kernel", e.kernel.vmlinuz, "-initrd", initrd, "-append", e.kernelCmdline(cfg),
 		"-chardev", "stdio,id=con,signal=off", "-serial", "chardev:con",
 		"-qmp", "unix:" + v.sock + ",server=on,wait=off",
 	}

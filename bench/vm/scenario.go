@@ -36,19 +36,21 @@ func (t trigger) String() string {
 
 // scenario is one numbered scenario of the issue, run on each machine.
 type scenario struct {
-	id       int
-	name     string
-	runs     int // boots per machine; timings are the median over them
-	trigger  trigger
-	settle   time.Duration // after workload_start, before the trigger: the workload arms its handlers
-	params   []string      // kernel parameters (vminit.*)
-	modules  []string      // besides the machine's virtio transport
-	workload []string
-	disk     bool   // a fresh ext4 image on virtio-blk
-	command  string // the reboot(2) command expected
-	reason   string // QMP SHUTDOWN reason expected
-	source   string // vminit's trigger source expected
-	check    func(r *result) error
+	id        int
+	name      string
+	runs      int // boots per machine; timings are the median over them
+	trigger   trigger
+	settle    time.Duration // after workload_start, before the trigger: the workload arms its handlers
+	params    []string      // kernel parameters (vminit.*)
+	modules   []string      // besides the machine's virtio transport
+	workload  []string
+	disk      bool     // a fresh ext4 image on virtio-blk
+	noConsole bool     // boot with a /dev/console the kernel cannot open
+	machines  []string // only on these machines (all if empty)
+	command   string   // the reboot(2) command expected
+	reason    string   // QMP SHUTDOWN reason expected
+	source    string   // vminit's trigger source expected
+	check     func(r *result) error
 }
 
 // grace is the grace of the scenarios that wait for it.
@@ -98,7 +100,24 @@ var scenarios = []*scenario{
 		workload: []string{"/bin/testproc", "graceful", "/run", "g", "+", "ignore"},
 		command:  "poweroff", reason: "guest-shutdown", source: "SIGINT",
 		check: checkIgnored},
+	// Not in the issue: the regression test of a PID 1 that the kernel
+	// could give no console (vminit then opens it itself).
+	{id: 9, name: "no-initial-console", runs: 1, trigger: byWorkload, noConsole: true, machines: []string{"microvm"},
+		workload: []string{"/bin/testproc", "exit", "3"},
+		command:  "poweroff", reason: "guest-shutdown", source: "workload_exit",
+		check: func(r *result) error {
+			if _, ok := r.line(func(l consoleLine) bool { return strings.Contains(l.text, "unable to open an initial console") }); !ok {
+				return errors.New("the kernel did open a console: the scenario tested nothing")
+			}
+			if _, ok := r.logLine("open /dev/console as 0, 1, 2"); !ok {
+				return errors.New(`no "open /dev/console as 0, 1, 2" line`)
+			}
+			return r.workloadStatus(3)
+		}},
 }
+
+// on reports whether the scenario runs on machine m.
+func (s *scenario) on(m string) bool { return len(s.machines) == 0 || slices.Contains(s.machines, m) }
 
 // result is one boot of a scenario.
 type result struct {
@@ -155,7 +174,11 @@ func (e *env) drive(r *result, m machine, echo io.Writer) error {
 			return err
 		}
 	}
-	v, err := e.boot(vmConfig{machine: m, params: s.params, modules: s.modules, workload: s.workload, disk: r.disk, dir: r.dir, echo: echo})
+	cfg := vmConfig{machine: m, params: s.params, modules: s.modules, workload: s.workload, disk: r.disk, dir: r.dir, echo: echo}
+	if s.noConsole {
+		cfg.initrd = e.initrdNoConsole
+	}
+	v, err := e.boot(cfg)
 	if err != nil {
 		return err
 	}

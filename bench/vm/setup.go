@@ -27,7 +27,9 @@ type env struct {
 	tscKHz int // the host's TSC frequency, for microvm's tsc_early_khz
 	kernel kernel
 	initrd string
-	log    io.Writer // progress messages
+	// initrdNoConsole is initrd with a /dev/console that cannot be opened.
+	initrdNoConsole string
+	log             io.Writer // progress messages
 }
 
 // kernel is an unpacked Debian kernel package.

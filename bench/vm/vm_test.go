@@ -44,6 +44,9 @@ func TestVM(t *testing.T) {
 	var results []*result
 	for _, m := range machines {
 		for _, s := range scenarios {
+			if !s.on(m.name) {
+				continue
+			}
 			c := *s
 			if c.runs > 1 {
 				c.runs = runs
