@@ -52,6 +52,9 @@ func TestVM(t *testing.T) {
 				c.runs = runs
 			}
 			t.Run(fmt.Sprintf("%s/%d-%s", m.name, c.id, c.name), func(t *testing.T) {
+				if why := e.unmet(&c); why != "" {
+					t.Skip(why)
+				}
 				for i := 1; i <= c.runs; i++ {
 					r := e.runScenario(&c, m, i)
 					results = append(results, r)
