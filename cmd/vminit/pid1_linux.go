@@ -139,7 +139,8 @@ func (p *pid1) start(args []string) {
 		}
 	}
 	if p.mode == guard.VM {
-		p.loadModules() // after /proc, /sys and /dev, before anything needs a driver; Ctrl-Alt-Del is a signal by now
+		p.loadModules()  // after /proc, /sys and /dev, before anything needs a driver; Ctrl-Alt-Del is a signal by now
+		p.resolvePorts() // the virtio-serial ports those drivers add, by name, without udev
 	}
 
 	var err error

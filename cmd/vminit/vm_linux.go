@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/vminit/vminit/internal/evdev"
 	"github.com/vminit/vminit/internal/event"
 	"github.com/vminit/vminit/internal/kmod"
+	"github.com/vminit/vminit/vsockraw"
 )
 
 // What PID 1 does only in a VM: the hardware of a sandbox is the host's.
@@ -86,4 +89,59 @@ func (p *pid1) powerButton(d *evdev.Device) func(uint32) {
 			d.Close()
 		}
 	}
+}
+
+// portWait bounds the wait for a virtio-serial port named in the control
+// addresses.
+const portWait = 2 * time.Second
+
+// resolvePorts points each vport:NAME control address at the device that
+// carries NAME. /dev/virtio-ports/NAME is a symlink that udev makes, and a
+// microVM has no udev: the name is in /sys/class/virtio-ports/vportNpM/name,
+// the device is /dev/vportNpM. The driver adds ports after its probe, as the
+// host announces them, so a port can appear a little after virtio_console
+// is loaded: each is waited for, up to portWait, before the control server
+// opens it (and before ready).
+func (p *pid1) resolvePorts() {
+	for i, a := range p.cfg.control {
+		name, ok := strings.CutPrefix(a.Path, "/dev/virtio-ports/")
+		if a.Kind != vsockraw.Port || !ok {
+			continue
+		}
+		start := time.Now()
+		dev, err := findPort(name, start.Add(portWait))
+		if err != nil {
+			p.emit(event.Event{Kind: event.Error, Step: "control", Level: "ERROR", Err: err.Error()})
+			continue
+		}
+		p.cfg.control[i].Path = dev
+		p.log.Info("control: virtio-serial port", "name", name, "device", dev, "waited", event.Round(time.Since(start)))
+	}
+}
+
+// findPort returns the device of the virtio-serial port called name,
+// polling until deadline: boot, before the loop runs, is the one place
+// where PID 1 may wait like this.
+func findPort(name string, deadline time.Time) (string, error) {
+	for {
+		if link := "/dev/virtio-ports/" + name; exists(link) {
+			return link, nil
+		}
+		dirs, _ := filepath.Glob("/sys/class/virtio-ports/*")
+		for _, d := range dirs {
+			b, err := os.ReadFile(filepath.Join(d, "name"))
+			if dev := "/dev/" + filepath.Base(d); err == nil && strings.TrimSpace(string(b)) == name && exists(dev) {
+				return dev, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("vport:%s: no virtio-serial port of that name (in /sys/class/virtio-ports) after %v; is virtio_console loaded (vminit.modules)?", name, portWait)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
