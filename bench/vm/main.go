@@ -133,6 +133,12 @@ func runAll(e *env, ms []machine, sel []*scenario, w io.Writer) (results []*resu
 					verdict, m.name, s.id, s.name, i, s.runs, fmtDur(r.firstLine), fmtDur(r.workload), s.trigger, fmtDur(r.triggerToExit()))
 				if err != nil {
 					fmt.Fprintf(w, "%s\n  console and QEMU's stderr: %s\n", indent(err.Error(), "    "), r.dir)
+					if len(r.hostLog) > 0 {
+						fmt.Fprintf(w, "  the host side saw:\n%s\n", indent(strings.Join(r.hostLog, "\n"), "    "))
+					}
+				}
+				for _, n := range r.notes {
+					fmt.Fprintf(w, "    note: %s\n", n)
 				}
 			}
 		}

@@ -21,10 +21,11 @@ import (
 type trigger int
 
 const (
-	byWorkload    trigger = iota // the workload exits
-	byCtrlAltDel                 // QMP send-key ctrl-alt-delete: SIGINT to PID 1
-	byPowerButton                // QMP system_powerdown: ACPI power button, KEY_POWER
-	byControl                    // vminitctl shutdown on the host, through the virtio-serial port
+	byWorkload     trigger = iota // the workload exits
+	byCtrlAltDel                  // QMP send-key ctrl-alt-delete: SIGINT to PID 1
+	byPowerButton                 // QMP system_powerdown: ACPI power button, KEY_POWER
+	byControl                     // vminitctl shutdown on the host, through the virtio-serial port
+	byGuestControl                // vminitctl shutdown inside the guest, over AF_VSOCK loopback
 )
 
 func (t trigger) String() string {
@@ -35,6 +36,8 @@ func (t trigger) String() string {
 		return "power button"
 	case byControl:
 		return "vminitctl shutdown"
+	case byGuestControl:
+		return "in-guest vminitctl"
 	}
 	return "workload exit"
 }
@@ -124,28 +127,27 @@ var scenarios = []*scenario{
 			}
 			return r.workloadStatus(3)
 		}},
-	// Scenario 3 and 8 need the control channel of issue 3 (cmd/vminitctl,
-	// vminit.control=): they are skipped until it is there. The guest-side
-	// keys follow issue 3's text; adjust them to what lands.
+	// Scenarios 3 and 8: the control channel of issue 3.
 	{id: 3, name: "control-virtio-serial", runs: 1, trigger: byControl, settle: 300 * time.Millisecond,
 		needs:    "cmd/vminitctl",
 		modules:  []string{"virtio_console"},
-		vport:    "vminit.control",
-		params:   []string{"vminit.control=vport:vminit.control"},
+		vport:    "org.vminit.control",
+		params:   []string{"vminit.control=vport:org.vminit.control"},
 		workload: []string{"/bin/testproc", "graceful", "/run", "ctl"},
 		command:  "poweroff", reason: "guest-shutdown",
 		check: func(r *result) error {
-			return errors.Join(checkControlStream(r), r.workloadStatus(0))
+			return errors.Join(r.sourcePrefix("control"), checkControlStream(r), r.workloadStatus(0))
 		}},
-	{id: 8, name: "vsock-loopback", runs: 1, trigger: byWorkload,
+	{id: 8, name: "vsock-loopback", runs: 1, trigger: byGuestControl,
 		needs:   "cmd/vminitctl",
 		modules: []string{"vsock_loopback"},
-		// TODO(issue 3): the key that lets CID 1 (the guest itself) connect,
-		// for this scenario only.
-		params:   []string{"vminit.control=vsock:1024"},
+		// CID 1 is the guest itself, allowed for this scenario only.
+		params:   []string{"vminit.control=vsock:1024", "vminit.control_peers=1", "vminit.grace=2s"},
 		workload: []string{"/bin/vminitctl", "shutdown", "--to", "vsock://1:1024", "--json"},
 		command:  "poweroff", reason: "guest-shutdown",
-		check: checkInGuestClient},
+		check: func(r *result) error {
+			return errors.Join(r.sourcePrefix("control"), checkInGuestClient(r))
+		}},
 	// Not in the issue: the transport of scenario 3 on its own. The host
 	// connects to the port's socket twice, one line each time; the guest must
 	// answer both (the port survives the host going away).
@@ -195,12 +197,27 @@ func checkControlStream(r *result) error {
 
 // checkInGuestClient: vminitctl ran inside the guest, as the workload, so
 // the shutdown it asked for SIGTERMs it with every other process: it can
-// print the accepted line (and any event sent before its SIGTERM), never
-// the reboot event, which comes after the last process is gone. The
-// reboot is checked on vminit's own console timeline.
+// print the accepted line and the events sent before its SIGTERM, never the
+// reboot event, which comes after the last process is gone. The reboot is
+// checked on vminit's own console timeline (verify).
 func checkInGuestClient(r *result) error {
-	if _, ok := r.line(func(l consoleLine) bool { return strings.Contains(l.text, "accepted") && l.ev == nil }); !ok {
-		return errors.New("the guest's vminitctl printed no accepted line")
+	var accepted, trigger bool
+	for _, l := range r.lines {
+		if l.ev != nil && strings.HasPrefix(strings.TrimSpace(l.text), "{") { // vminitctl --json; vminit logs text here
+			accepted = accepted || l.ev.Kind == "accepted"
+			trigger = trigger || l.ev.Kind == event.Trigger
+		}
+	}
+	if !accepted || !trigger {
+		return fmt.Errorf("the guest's vminitctl printed accepted=%v trigger=%v", accepted, trigger)
+	}
+	// vminitctl should end on the SIGTERM of the shutdown it asked for; it
+	// does not yet (it waits on the stream until SIGKILLed at the grace).
+	// Reported, not failed: make this an error once vminitctl is fixed.
+	for _, k := range r.tl.Killed {
+		if k.Comm == "vminitctl" {
+			r.notes = append(r.notes, "vminitctl ignored SIGTERM and was SIGKILLed at the grace")
+		}
 	}
 	return nil
 }
@@ -261,6 +278,7 @@ type result struct {
 
 	lines    []consoleLine
 	hostLog  []string // what the host side of the scenario saw
+	notes    []string // findings that do not fail the scenario
 	tl       event.Timeline
 	reason   string // QMP SHUTDOWN reason
 	panicked bool
@@ -307,7 +325,7 @@ func (e *env) drive(r *result, m machine, echo io.Writer) error {
 			return err
 		}
 	}
-	cfg := vmConfig{machine: m, params: s.params, modules: s.modules, workload: s.workload, disk: r.disk, dir: r.dir, echo: echo}
+	cfg := vmConfig{machine: m, params: withControl(s.params), modules: s.modules, workload: s.workload, disk: r.disk, dir: r.dir, echo: echo}
 	if s.noConsole {
 		cfg.initrd = e.initrdNoConsole
 	}
@@ -333,7 +351,7 @@ func (e *env) drive(r *result, m machine, echo io.Writer) error {
 		}
 	}
 	switch s.trigger {
-	case byWorkload:
+	case byWorkload, byGuestControl:
 		l, err := v.waitEvent(bootLimit, event.Trigger)
 		if err != nil {
 			v.kill()
@@ -371,6 +389,18 @@ func (e *env) drive(r *result, m machine, echo io.Writer) error {
 		}
 	}
 	return v.wait(30*time.Second + grace)
+}
+
+// withControl returns params with vminit.control=none unless they name a
+// control address: vminit's default, vsock:10240, needs a vsock transport,
+// which no VM here has (no /dev/vhost-vsock), and fails with an error event.
+func withControl(params []string) []string {
+	for _, p := range params {
+		if strings.HasPrefix(p, "vminit.control=") {
+			return params
+		}
+	}
+	return append([]string{"vminit.control=none"}, params...)
 }
 
 // collect takes the console and QMP's verdict once QEMU is gone.
@@ -452,6 +482,15 @@ func (r *result) events(kind event.Kind) []event.Event {
 		}
 	}
 	return evs
+}
+
+// sourcePrefix checks the trigger's source by its start ("control" for
+// "control (vsock 1:...)").
+func (r *result) sourcePrefix(prefix string) error {
+	if !strings.HasPrefix(r.tl.Source, prefix) {
+		return fmt.Errorf("trigger source %q, want %s...", r.tl.Source, prefix)
+	}
+	return nil
 }
 
 func (r *result) workloadStatus(want int) error {

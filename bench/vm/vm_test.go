@@ -62,6 +62,9 @@ func TestVM(t *testing.T) {
 						t.Errorf("run %d: %v\nconsole and QEMU's stderr: %s", i, err, r.dir)
 						continue
 					}
+					for _, n := range r.notes {
+						t.Logf("run %d: note: %s", i, n)
+					}
 					t.Logf("run %d: first line %s, workload %s, %s → QEMU exit %s", i,
 						fmtDur(r.firstLine), fmtDur(r.workload), c.trigger, fmtDur(r.triggerToExit()))
 				}
