@@ -24,18 +24,22 @@
 // tsc_early_khz=<host TSC kHz> tsc=reliable, without which it hangs at boot
 // under TCG; q35 needs neither.
 //
-// The scenarios are those of issue 5 that need no control channel: 1
-// Ctrl-Alt-Del, 2 power button, 4 final=restart (guest-reset), 5 ext4 written
-// without fsync and checked on the host (e2fsck -fn, dumpe2fs, debugfs,
-// SHA-256), 6 workload exit status 7, 7 a SIGTERM ignorer killed at the
-// grace; and 9, not in the issue, a boot whose /dev/console the kernel cannot
-// open (vminit must open it itself; on microvm only); and 10, not in the
-// issue either, the virtio-serial transport of scenario 3 on its own (the
-// host connects to the port's socket twice and the guest echoes a line each
-// time). Scenarios 3 (vminitctl over virtio-serial) and 8 (AF_VSOCK loopback
-// inside the guest) are defined and skipped until cmd/vminitctl exists. A
-// boot passes when QEMU exits by itself with the expected SHUTDOWN
-// reason, no "Kernel panic" is on the console, vminit's timeline is complete
-// and error-free, and the scenario's own checks hold. Every run leaves its
+// The scenarios are those of issue 5: 1 Ctrl-Alt-Del, 2 power button, 3
+// vminitctl on the host through a virtio-serial port (vminit.control=
+// vport:NAME; QEMU's chardev socket is the unix:// address), 4 final=restart
+// (guest-reset), 5 ext4 written without fsync and checked on the host
+// (e2fsck -fn, dumpe2fs, debugfs, SHA-256), 6 workload exit status 7, 7 a
+// SIGTERM ignorer killed at the grace, 8 vminitctl inside the guest over
+// AF_VSOCK loopback (it is SIGTERMed by the shutdown it asked for, so it can
+// show the accepted line and the first events, never the reboot event, which
+// vminit's console shows); and two more: 9, a boot whose /dev/console the
+// kernel cannot open (vminit must open it itself; microvm only), and 10, the
+// virtio-serial transport alone (the host connects twice, the guest echoes).
+// Scenarios that do not use the control channel boot with
+// vminit.control=none: the default vsock listener needs a vsock transport,
+// which these machines cannot give a guest. A boot passes when QEMU exits by
+// itself with the expected SHUTDOWN reason, no "Kernel panic" is on the
+// console, vminit's timeline is complete and error-free, and the scenario's
+// own checks hold. Every run leaves its
 // console, QEMU's arguments and stderr in .cache/vm/runs/.
 package main

@@ -24,7 +24,7 @@ func TestVM(t *testing.T) {
 		t.Skip(msg)
 	}
 	if testing.Short() {
-		skip("-short (they boot about 14 VMs under software emulation, a minute or two)")
+		skip("-short (they boot about 20 VMs under software emulation, two minutes or so)")
 	}
 	if v := os.Getenv("VMINIT_VM"); v == "skip" || v == "0" {
 		skip("VMINIT_VM=" + v)
