@@ -79,12 +79,12 @@ func writeReport(w io.Writer, results []*result) {
 			}
 		}
 		fmt.Fprintf(w, "%s:\n", m)
-		fmt.Fprintf(w, "  %-52s %s\n", "QEMU start → vminit's first console line", first.summary())
-		fmt.Fprintf(w, "  %-52s %s\n", "QEMU start → workload started (its console line)", work.summary())
-		fmt.Fprintf(w, "  %-52s %s\n", "guest clock at vminit's first line", gFirst.summary())
-		fmt.Fprintf(w, "  %-52s %s\n", "guest clock at workload start", gWork.summary())
+		fmt.Fprintf(w, "  %-60s %s\n", "QEMU start → vminit's first console line", first.summary())
+		fmt.Fprintf(w, "  %-60s %s\n", "QEMU start → workload started (its console line)", work.summary())
+		fmt.Fprintf(w, "  %-60s %s\n", "guest clock at vminit's first line", gFirst.summary())
+		fmt.Fprintf(w, "  %-60s %s\n", "guest clock at workload start", gWork.summary())
 		for _, r := range rows {
-			fmt.Fprintf(w, "  %-52s %s   in the guest, trigger → reboot(2): %s\n", r.name, r.exit.summary(), r.seqT.summary())
+			fmt.Fprintf(w, "  %-60s %s   in the guest, trigger → reboot(2): %s\n", r.name, r.exit.summary(), r.seqT.summary())
 		}
 	}
 	fmt.Fprintln(w, "  (a workload-exit trigger is timed from its console line reaching the host)")
