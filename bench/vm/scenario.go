@@ -167,9 +167,7 @@ func (e *env) control(r *result, ctl string, args ...string) <-chan error {
 	done := make(chan error, 1)
 	go func() {
 		out, err := run(time.Minute, "", ctl, args...)
-		for _, l := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
-			r.hostLog = append(r.hostLog, l)
-		}
+		r.hostLog = append(r.hostLog, strings.Split(strings.TrimRight(string(out), "\n"), "\n")...)
 		if err != nil {
 			err = fmt.Errorf("vminitctl %s: %w", strings.Join(args, " "), err)
 		}
@@ -488,7 +486,7 @@ func (r *result) events(kind event.Kind) []event.Event {
 // "control (vsock 1:...)").
 func (r *result) sourcePrefix(prefix string) error {
 	if !strings.HasPrefix(r.tl.Source, prefix) {
-		return fmt.Errorf("trigger source %q, want %s...", r.tl.Source, prefix)
+		return fmt.Errorf("trigger source %q, want one starting with %q", r.tl.Source, prefix)
 	}
 	return nil
 }

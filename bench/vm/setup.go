@@ -314,15 +314,23 @@ func newestCached(dir string) (kernel, bool) {
 	return kernel{}, false
 }
 
-// goTool returns the go command of the toolchain running this program, or
-// the one in PATH.
+// goTool returns the go command: the one in PATH, else the one of
+// $GOROOT or /usr/local/go.
 func goTool() string {
-	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); runtime.GOROOT() != "" {
-		if _, err := os.Stat(p); err == nil {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	for _, root := range []string{os.Getenv("GOROOT"), "/usr/local/go"} {
+		if p := filepath.Join(root, "bin", "go"); root != "" && exists(p) {
 			return p
 		}
 	}
 	return "go"
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // build builds a static binary of pkg (relative to the repository) into the
