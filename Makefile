@@ -8,7 +8,7 @@ LDFLAGS := -s -w
 # Tests that create namespaces run one package at a time, with a bound.
 TESTFLAGS ?= -p 1 -count=1 -timeout 20m
 
-.PHONY: help build test demo lint fmt vet bench bench-full
+.PHONY: help build test demo vm vm-test bench bench-full lint fmt vet
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,9 +31,16 @@ demo: build ## vminit as PID 1 of a sandbox with a demo process tree; vminitctl 
 	echo; echo "vminitctl shutdown --grace 1s --to unix://$$sock (exit status $$ctl), as the host saw it:"; tail -n 1 $$dir/host.txt; \
 	rm -rf $$dir; exit $$status
 
-test: ## run every test (as root: the namespace tests skip otherwise)
+test: ## run every test (as root: the namespace tests skip otherwise; the VM scenarios say why when they skip)
 	$(GO) vet ./...
-	$(GO) test $(TESTFLAGS) ./...
+	$(GO) test $(TESTFLAGS) $$($(GO) list ./... | grep -v '/bench/vm$$')
+	$(GO) test $(TESTFLAGS) -v ./bench/vm
+
+vm: ## boot a microVM (QEMU) with vminit as /init, press its power button, print both timelines
+	$(GO) run ./bench/vm demo $(VMFLAGS)
+
+vm-test: ## run the VM scenarios on microvm and q35 and print the measurements (VMFLAGS=-only=1,2 -machines=q35 ...)
+	$(GO) run ./bench/vm test $(VMFLAGS)
 
 bench: ## shutdown latency, quick matrix (root; < 3 min on 2 cores): prints the table, writes JSON, table and SVG to bench/results/
 	$(GO) run ./bench -matrix quick -out bench/results

@@ -105,35 +105,61 @@ func (s symlinkStep) run() error {
 }
 
 // consoleStep gives PID 1 descriptors 0, 1 and 2 on /dev/console if the
-// kernel could not (an initramfs without /dev/console): the workload
-// inherits them, and PID 1 logs to 2.
+// kernel could not (an initramfs without /dev/console, or a console that
+// failed to open): the workload inherits them, and PID 1 logs to 2.
+//
+// A Go program never starts with them closed: the runtime (checkfds, Go
+// 1.22) opens /dev/null in their place before main, and if there is no
+// /dev/null either, it exits with status 2 before main, which for PID 1 is a
+// kernel panic ("Attempted to kill init! exitcode=0x00000200"). So a
+// standard descriptor on /dev/null counts as missing here: the kernel only
+// ever hands init /dev/console or nothing.
 type consoleStep struct{}
 
 func (consoleStep) String() string { return "open /dev/console as 0, 1, 2" }
 
 func (consoleStep) run() error {
-	missing := false
+	var missing []int
 	for fd := 0; fd < 3; fd++ {
-		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
-			missing = true
+		if !stdioUsable(fd) {
+			missing = append(missing, fd)
 		}
 	}
-	if !missing {
+	if len(missing) == 0 {
 		return errSkipped
 	}
-	fd, err := unix.Open("/dev/console", unix.O_RDWR|unix.O_NOCTTY, 0)
+	fd, err := unix.Open("/dev/console", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return os.NewSyscallError("open /dev/console", err)
 	}
-	for target := 0; target < 3; target++ {
-		if _, err := unix.FcntlInt(uintptr(target), unix.F_GETFD, 0); err != nil && target != fd {
-			if err := unix.Dup3(fd, target, 0); err != nil {
-				return os.NewSyscallError("dup3", err)
+	keep := false
+	for _, target := range missing {
+		if target == fd { // open(2) took the lowest free descriptor
+			keep = true
+			if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
+				return os.NewSyscallError("fcntl", err)
 			}
+			continue
+		}
+		// dup3 clears CLOEXEC on the copy: the workload inherits 0, 1, 2.
+		if err := unix.Dup3(fd, target, 0); err != nil {
+			unix.Close(fd)
+			return os.NewSyscallError("dup3", err)
 		}
 	}
-	if fd > 2 {
+	if !keep {
 		unix.Close(fd)
 	}
 	return nil
+}
+
+// stdioUsable reports whether fd is open on something other than /dev/null
+// (character device 1:3).
+func stdioUsable(fd int) bool {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return false
+	}
+	isNull := st.Mode&unix.S_IFMT == unix.S_IFCHR && unix.Major(st.Rdev) == 1 && unix.Minor(st.Rdev) == 3
+	return !isNull
 }

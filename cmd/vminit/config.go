@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vminit/vminit/internal/kmod"
 	"github.com/vminit/vminit/shutdown"
 	"github.com/vminit/vminit/vsockraw"
 )
@@ -22,6 +23,7 @@ type config struct {
 	controlIdle    time.Duration
 	reapNames      bool
 	json           bool
+	modules        []string // kernel modules to load (VM only)
 	command        []string
 
 	// Set only by flags.
@@ -153,6 +155,12 @@ var settings = []setting{
 	{name: "json", where: everywhere, arg: "", def: "false",
 		usage: "log JSON lines instead of human-readable lines",
 		set:   func(c *config, v string) error { return setBool(&c.json, v) }},
+	{name: "modules", where: onCmdline | onInit, arg: "NAME,NAME...", def: "",
+		usage: "kernel modules to load with their dependencies (from modules.dep) before the workload starts; in a VM only (repeatable)",
+		set: func(c *config, v string) error {
+			c.modules = append(c.modules, kmod.ParseList(v)...)
+			return nil
+		}},
 	{name: "cmdline", arg: "STRING", where: onInit | onSandbox,
 		usage: "use STRING instead of /proc/cmdline (the sandbox never reads the host's)",
 		set: func(c *config, v string) error {

@@ -140,6 +140,10 @@ func (p *pid1) start(args []string) {
 			p.emit(event.Event{Kind: event.Error, Step: "boot", Level: "ERROR", Err: "reboot(CAD_OFF): " + err.Error()})
 		}
 	}
+	if p.mode == guard.VM {
+		p.loadModules()  // after /proc, /sys and /dev, before anything needs a driver; Ctrl-Alt-Del is a signal by now
+		p.resolvePorts() // the virtio-serial ports those drivers add, by name, without udev
+	}
 
 	// The runtime's timers need its network poller (an epoll instance and
 	// an eventfd), and its heap scavenger arms one sooner or later: start
@@ -180,6 +184,9 @@ func (p *pid1) start(args []string) {
 		panic(err)
 	}
 	p.listen()
+	if p.mode == guard.VM {
+		p.watchPowerButtons()
+	}
 	p.emit(event.Event{Kind: event.Ready, Mode: p.mode.String()})
 
 	p.reaper.Reap() // children inherited before the loop, and no SIGCHLD lost before it

@@ -197,36 +197,51 @@ func (c *conn) ready(ev uint32) {
 	if ev&unix.EPOLLOUT != 0 {
 		c.flush()
 	}
+	got := false
 	if !c.dead && c.events&unix.EPOLLIN != 0 && ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 {
-		c.read()
+		got = c.read()
 	}
-	if !c.dead && ev&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+	// A port's EPOLLHUP that comes with data is stale: see read.
+	if !c.dead && ev&(unix.EPOLLHUP|unix.EPOLLERR) != 0 && !(got && c.c.IsPort()) {
 		c.hangup()
 	}
 }
 
 // read drains the descriptor (a port is edge-triggered), handling each
-// complete line.
-func (c *conn) read() {
+// complete line, and reports whether it read anything.
+//
+// A virtio-serial port learns that the host opened it from a control
+// message, and gets the host's data on another virtqueue: the data can come
+// first. Until the message is handled, poll(2) says EPOLLHUP and read(2)
+// returns 0 once the data is read, although the host is there and waits for
+// a reply (seen under QEMU q35: the request was served, the subscription
+// dropped, and the host's stream ended after the sigterm event). So for a
+// port, end of file after data in the same wake-up is not the end of the
+// session; a host that really closes brings a wake-up of its own.
+func (c *conn) read() (got bool) {
 	for !c.dead && !c.closing {
 		n, err := c.c.Read(c.s.scratch[:])
 		switch {
 		case err == unix.EAGAIN:
-			return
+			return got
 		case err != nil && c.c.IsPort():
 			// EIO and the like while the host side is gone: the port
 			// stays for the next session (edge-triggered: no spin).
 			c.resetPort()
-			return
+			return got
 		case err != nil:
 			c.drop(fmt.Sprintf("read: %v", err))
-			return
+			return got
 		case n == 0:
-			c.eof()
-			return
+			if !(got && c.c.IsPort()) {
+				c.eof()
+			}
+			return got
 		}
+		got = true
 		c.feed(c.s.scratch[:n])
 	}
+	return got
 }
 
 func (c *conn) feed(b []byte) {

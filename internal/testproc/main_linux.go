@@ -1,6 +1,9 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/signal"
@@ -121,6 +124,10 @@ func role(name string, args []string) int {
 			fail("%v", err)
 		}
 		return 0
+	case "ext4fill": // ext4fill DEV DIR MIB: mount ext4 DEV on DIR, write MIB MiB to DIR/data and its SHA-256 to DIR/marker, no fsync; print the hash; exit 0
+		return ext4fill(arg(0), arg(1), arg(2))
+	case "vportecho": // vportecho NAME N: answer N lines on virtio-serial port NAME with "echo LINE", logging what the port does
+		return vportEcho(arg(0), arg(1))
 	case "signals": // signals DIR TRIGGER: every signal to PID 1 but the triggers, then TRIGGER
 		trigger, err := strconv.Atoi(arg(1))
 		if err != nil {
@@ -286,4 +293,113 @@ func indexOf(args []string, s string) int {
 func fail(format string, a ...any) {
 	fmt.Fprintf(os.Stderr, "testproc: "+format+"\n", a...)
 	os.Exit(99)
+}
+
+// ext4fill mounts an ext4 filesystem, writes a file of known content and a
+// marker holding its SHA-256, without fsync, prints the hash
+// ("ext4fill sha256=HEX") and returns at once: the VM test shuts the VM down
+// while all of it is still dirty in the page cache, and checks the disk on
+// the host.
+func ext4fill(dev, dir, mib string) int {
+	n, err := strconv.Atoi(mib)
+	if err != nil || n <= 0 {
+		fail("bad size %q", mib)
+	}
+	for i := 0; ; i++ { // the driver may still be creating the device node
+		if _, err := os.Stat(dev); err == nil || i == 500 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		fail("%v", err)
+	}
+	if err := unix.Mount(dev, dir, "ext4", 0, ""); err != nil {
+		fail("mount %s on %s: %v", dev, dir, err)
+	}
+	f, err := os.Create(filepath.Join(dir, "data"))
+	if err != nil {
+		fail("%v", err)
+	}
+	h := sha256.New()
+	block := make([]byte, 1<<20)
+	for i := range n {
+		// Every 8 bytes differ, and every MiB differs from the others, so a
+		// block written to the wrong place changes the hash.
+		for j := 0; j < len(block); j += 8 {
+			binary.LittleEndian.PutUint64(block[j:], uint64(i)<<32|uint64(j)^0x9e3779b97f4a7c15)
+		}
+		h.Write(block)
+		if _, err := f.Write(block); err != nil {
+			fail("write: %v", err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		fail("close: %v", err)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	mark(dir, "marker", sum+"\n")
+	fmt.Printf("ext4fill sha256=%s\n", sum)
+	return 0
+}
+
+// vportEcho finds the virtio-serial port called name the way an init without
+// udev must (/sys/class/virtio-ports/*/name; /dev/virtio-ports/NAME is a
+// udev symlink), then answers n lines with "echo LINE", printing every
+// poll(2) and read(2) result, so that the VM test sees how the port behaves
+// when the host connects, writes and goes away.
+func vportEcho(name, count string) int {
+	n, _ := strconv.Atoi(count)
+	dev := ""
+	for i := 0; dev == "" && i < 500; i++ {
+		dirs, _ := filepath.Glob("/sys/class/virtio-ports/*")
+		for _, d := range dirs {
+			if b, err := os.ReadFile(filepath.Join(d, "name")); err == nil && strings.TrimSpace(string(b)) == name {
+				dev = "/dev/" + filepath.Base(d)
+			}
+		}
+		if dev == "" {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if dev == "" {
+		fail("no virtio-serial port named %s", name)
+	}
+	_, symErr := os.Stat("/dev/virtio-ports/" + name)
+	fmt.Printf("vportecho: port %s is %s (/dev/virtio-ports/%s: %v)\n", name, dev, name, symErr)
+	fd, err := unix.Open(dev, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		fail("open %s: %v", dev, err)
+	}
+	_, err = unix.Write(fd, []byte("before the host connected\n"))
+	fmt.Printf("vportecho: write before the host connected: %v\n", err)
+	var line []byte
+	buf := make([]byte, 4096)
+	for answered := 0; answered < n; {
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		_, err := unix.Poll(pfd, 30000)
+		if err == unix.EINTR {
+			continue
+		}
+		k, rerr := unix.Read(fd, buf)
+		fmt.Printf("vportecho: poll revents=%#x; read %d %v\n", pfd[0].Revents, k, rerr)
+		if k == 0 && rerr == nil || rerr == unix.EAGAIN {
+			time.Sleep(50 * time.Millisecond) // host not connected: POLLHUP stays set
+			continue
+		}
+		if rerr != nil {
+			fail("read: %v", rerr)
+		}
+		for _, c := range buf[:k] {
+			if c != '\n' {
+				line = append(line, c)
+				continue
+			}
+			_, werr := unix.Write(fd, []byte("echo "+string(line)+"\n"))
+			fmt.Printf("vportecho: answered %q: %v\n", line, werr)
+			line = line[:0]
+			answered++
+		}
+	}
+	return 0
 }
