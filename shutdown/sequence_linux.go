@@ -99,8 +99,11 @@ func (s *Sequence) StartWith(source string, grace time.Duration, final Final) bo
 	s.final = final
 	s.kill(unix.SIGTERM)
 	s.kill(unix.SIGCONT) // a stopped process runs its SIGTERM handler only once continued
-	s.graceEnd = deadline(grace)
-	s.emit(event.Event{Kind: event.SigTerm, Grace: grace})
+	// One reading for the event and the deadline: grace_expired comes
+	// exactly the grace after sigterm.
+	sent := event.Now()
+	s.graceEnd = deadlineFrom(sent, grace)
+	s.emit(event.Event{Kind: event.SigTerm, Mono: sent, Grace: grace})
 	s.arm(s.timer.ResetAt(s.graceEnd))
 	s.reaper.Reap() // nobody left at all: ECHILD ends the wait at once
 	return true
@@ -132,8 +135,9 @@ func (s *Sequence) Shorten(d time.Duration) {
 
 // deadline returns CLOCK_MONOTONIC d from now, saturating instead of
 // wrapping for a d near the largest duration.
-func deadline(d time.Duration) int64 {
-	now := event.Now()
+func deadline(d time.Duration) int64 { return deadlineFrom(event.Now(), d) }
+
+func deadlineFrom(now int64, d time.Duration) int64 {
 	if int64(d) > math.MaxInt64-now {
 		return math.MaxInt64
 	}

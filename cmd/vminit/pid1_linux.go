@@ -241,6 +241,12 @@ func (p *pid1) listen() {
 	allow := func(peer vsockraw.Peer) bool { return peers == nil || slices.Contains(peers, peer.CID) }
 	for _, a := range addrs {
 		if err := p.control.Listen(a, allow); err != nil {
+			if p.cfg.control == nil {
+				// The default, on a VM with no vsock device or no
+				// transport loaded: worth a word, not an error.
+				p.log.Warn("control: no listener on the default "+a.String()+" (a vsock device and its transport are needed: vminit.modules=vmw_vsock_virtio_transport; vminit.control=none silences this)", "err", err)
+				continue
+			}
 			p.emit(event.Event{Kind: event.Error, Step: "control", Level: "ERROR", Err: err.Error()})
 			continue
 		}

@@ -63,6 +63,9 @@ func exchange(ctx context.Context, t target, req control.Request, timeout time.D
 		return fail(exitUnreachable, err)
 	}
 	defer s.Close()
+	// An interruption (SIGINT, SIGTERM: ctx) ends a read in progress.
+	stop := context.AfterFunc(ctx, func() { s.SetDeadline(time.Now()) })
+	defer stop()
 	deadline := time.Now().Add(timeout)
 	s.SetDeadline(deadline)
 	r.request = time.Now()
@@ -98,6 +101,8 @@ func exchange(ctx context.Context, t target, req control.Request, timeout time.D
 	readErr := func(err error, what string) result {
 		var ne interface{ Timeout() bool }
 		switch {
+		case ctx.Err() != nil:
+			return fail(exitUnreachable, fmt.Errorf("%s: interrupted while waiting for %s", t, what))
 		case errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded):
 			return fail(exitUnreachable, fmt.Errorf("%s: timed out waiting for %s", t, what))
 		case errors.Is(err, io.EOF):

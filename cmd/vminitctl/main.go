@@ -25,11 +25,18 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
 
 const usageLine = "usage: vminitctl shutdown|reboot|status|ping --to ADDR [--to ADDR...] [--to-file FILE] [--grace D] [--final poweroff|restart|halt] [--timeout D] [--json|--quiet] [--parallel N]"
 
-func run(args []string, stdout, stderr io.Writer) int {
+// run is vminitctl; ctx ends with SIGINT or SIGTERM, and an exchange in
+// progress with it.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprintln(stderr, usageLine)
 		fmt.Fprintln(stderr, "ADDR: vsock://CID:PORT, hybrid://PATH:PORT (Firecracker, Cloud Hypervisor), unix://PATH")
@@ -110,8 +117,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		targets = append(targets, t)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	if len(targets) == 1 {
 		return one(ctx, targets[0], req, *timeout, *asJSON, *quiet, stdout, stderr)
 	}

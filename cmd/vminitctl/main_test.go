@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -82,7 +83,7 @@ func runCtl(t *testing.T, args ...string) (code int, stdout, stderr string, took
 	var o, e bytes.Buffer
 	start := time.Now()
 	done := make(chan int, 1)
-	go func() { done <- run(args, &o, &e) }()
+	go func() { done <- run(context.Background(), args, &o, &e) }()
 	select {
 	case code = <-done:
 	case <-time.After(30 * time.Second):
@@ -129,6 +130,27 @@ func TestExitCodes(t *testing.T) {
 				t.Errorf("took %v to give up", took)
 			}
 		})
+	}
+}
+
+// TestInterrupted: SIGINT or SIGTERM (the context) ends a wait for the
+// stream at once: inside a guest, the shutdown vminitctl asked for sends it
+// SIGTERM like every other process.
+func TestInterrupted(t *testing.T) {
+	g := fakeGuest(t, []string{accepted, trigger, sigterm}, true)
+	ctx, cancel := context.WithCancel(context.Background())
+	var o, e bytes.Buffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"shutdown", "--json", "--to", g}, &o, &e) }()
+	time.Sleep(200 * time.Millisecond) // the stream has begun, and stalls
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitUnreachable || !strings.Contains(e.String(), "interrupted") {
+			t.Errorf("exit %d, stderr %q: want 3, interrupted", code, e.String())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("still waiting 5s after the interruption")
 	}
 }
 
