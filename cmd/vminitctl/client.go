@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/vminit/vminit/internal/control"
@@ -22,6 +23,10 @@ const (
 	exitUnreachable = 3 // could not connect, or timed out
 	exitProtocol    = 4 // an error reply, garbage, or the stream ended early
 )
+
+// interruptLinger is how long an interrupted vminitctl still reads what
+// the guest sent.
+const interruptLinger = 100 * time.Millisecond
 
 // powerOffWait bounds the wait for the guest to close the connection after
 // the reboot event: a VM that only halts (Firecracker x86_64 on power-off)
@@ -63,11 +68,27 @@ func exchange(ctx context.Context, t target, req control.Request, timeout time.D
 		return fail(exitUnreachable, err)
 	}
 	defer s.Close()
-	// An interruption (SIGINT, SIGTERM: ctx) ends a read in progress.
-	stop := context.AfterFunc(ctx, func() { s.SetDeadline(time.Now()) })
+	// An interruption (SIGINT, SIGTERM: ctx) ends the exchange once what
+	// the guest already sent is read (it lingers that long), and no later
+	// deadline may undo that: inside a guest, the SIGTERM of the shutdown
+	// comes right after "accepted" and "trigger", which are worth printing.
+	var mu sync.Mutex
+	var interrupted time.Time
+	setDeadline := func(t time.Time) {
+		mu.Lock()
+		defer mu.Unlock()
+		if ctx.Err() != nil {
+			if interrupted.IsZero() {
+				interrupted = time.Now().Add(interruptLinger)
+			}
+			t = interrupted
+		}
+		s.SetDeadline(t)
+	}
+	stop := context.AfterFunc(ctx, func() { setDeadline(time.Now()) })
 	defer stop()
 	deadline := time.Now().Add(timeout)
-	s.SetDeadline(deadline)
+	setDeadline(deadline)
 	r.request = time.Now()
 	rd := bufio.NewReaderSize(s, 64<<10)
 	if _, err := io.WriteString(s, req.String()+"\n"); err != nil {
@@ -133,7 +154,7 @@ func exchange(ctx context.Context, t target, req control.Request, timeout time.D
 	r.accepted = time.Since(r.request)
 
 	// The stream: up to the grace plus the timeout for the reboot event.
-	s.SetDeadline(time.Now().Add(e.Grace + timeout))
+	setDeadline(time.Now().Add(e.Grace + timeout))
 	for !r.tl.Done() {
 		e, _, err := next()
 		if err != nil {
@@ -146,7 +167,7 @@ func exchange(ctx context.Context, t target, req control.Request, timeout time.D
 	// Done: say so (the guest powers off once its hosts have read the end),
 	// then read until the guest's side closes, which is PID 1 going away.
 	_ = s.CloseWrite()
-	s.SetDeadline(time.Now().Add(powerOffWait))
+	setDeadline(time.Now().Add(powerOffWait))
 	if _, err := io.Copy(io.Discard, rd); err == nil {
 		r.closed = time.Since(r.request)
 	}
