@@ -160,13 +160,14 @@ func TestUnixListener(t *testing.T) {
 }
 
 // TestVsockConnect connects to a listener through the vsock loopback
-// transport. It runs only where vsock_loopback makes CID 1 the machine
-// itself (inside the VM tests' guest, which sets VMINIT_VSOCK_LOOPBACK=1):
-// these development machines have no loopback, and no vsock peer here is
-// ours to call.
+// transport. It runs only where VMINIT_VSOCK_LOOPBACK=1 says that
+// vsock_loopback makes CID 1 the machine itself: these development machines
+// have no loopback, and no vsock peer here is ours to call. Scenario 8 of
+// bench/vm is where the listener and a dialer meet for real: vminit's
+// listener and vminitctl, inside a QEMU guest with vsock_loopback loaded.
 func TestVsockConnect(t *testing.T) {
 	if os.Getenv("VMINIT_VSOCK_LOOPBACK") != "1" {
-		t.Skip("connecting needs vsock loopback or a VM, which this machine lacks; bench/vm's guest runs it (VMINIT_VSOCK_LOOPBACK=1)")
+		t.Skip("connecting needs vsock loopback or a VM, which this machine lacks (bench/vm scenario 8 connects inside a guest; set VMINIT_VSOCK_LOOPBACK=1 where vsock_loopback is loaded)")
 	}
 	l, err := Listen(Addr{Kind: VSock, Port: AnyPort}, 8)
 	if err != nil {
