@@ -186,7 +186,7 @@ func (h *harness) run(sp spec) (s Sample) {
 		select {
 		case end = <-ended:
 			poll.Stop()
-			return fail("PID 1 ended before the workload was ready (%s)%s", describe(end.ws), tail(stderr.wait(drainTimeout)))
+			return fail("PID 1 ended before the workload was ready (%s)%s", sandbox.Describe(end.ws), tail(stderr.wait(drainTimeout)))
 		case now := <-poll.C:
 			if now.After(setupEnd) {
 				poll.Stop()
@@ -250,7 +250,7 @@ func (h *harness) run(sp spec) (s Sample) {
 	if end.ru != nil {
 		s.MaxRSS = end.ru.Maxrss
 	}
-	s.WaitStatus = describe(end.ws)
+	s.WaitStatus = sandbox.Describe(end.ws)
 
 	recBytes, repBytes, errBytes := rec.bytes(), rep.bytes(), stderr.wait(drainTimeout)
 	var problems []string
@@ -358,16 +358,6 @@ func vmHWM(pid int) int64 {
 		}
 	}
 	return 0
-}
-
-func describe(ws unix.WaitStatus) string {
-	switch {
-	case ws.Exited():
-		return fmt.Sprintf("exit status %d", ws.ExitStatus())
-	case ws.Signaled():
-		return "killed by " + unix.SignalName(ws.Signal())
-	}
-	return fmt.Sprintf("wait status %#x", uint32(ws))
 }
 
 // tail formats the end of PID 1's stderr for an error message.

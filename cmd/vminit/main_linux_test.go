@@ -178,7 +178,7 @@ func TestFinalCommand(t *testing.T) {
 			select {
 			case ws := <-done:
 				if !ws.Signaled() || ws.Signal() != tc.want {
-					t.Fatalf("PID 1 ended with %s, want killed by %s", describe(ws), unix.SignalName(tc.want))
+					t.Fatalf("PID 1 ended with %s, want killed by %s", sandbox.Describe(ws), unix.SignalName(tc.want))
 				}
 			case <-time.After(20 * time.Second):
 				_ = p.Signal(unix.SIGKILL)

@@ -245,7 +245,7 @@ func sandboxStatus(cfg config, tl *event.Timeline, ws unix.WaitStatus, err error
 	}
 	rebooted := ws.Signaled() && (ws.Signal() == unix.SIGINT || ws.Signal() == unix.SIGHUP)
 	if !rebooted {
-		fmt.Fprintf(os.Stderr, "vminit sandbox: PID 1 ended without reaching reboot(2): %s\n", describe(ws))
+		fmt.Fprintf(os.Stderr, "vminit sandbox: PID 1 ended without reaching reboot(2): %s\n", sandbox.Describe(ws))
 		return exitCrashed
 	}
 	if !tl.Done() {
@@ -266,16 +266,6 @@ func sandboxStatus(cfg config, tl *event.Timeline, ws unix.WaitStatus, err error
 		return exitCrashed
 	}
 	return tl.WorkloadStatus
-}
-
-func describe(ws unix.WaitStatus) string {
-	switch {
-	case ws.Exited():
-		return fmt.Sprintf("exit status %d", ws.ExitStatus())
-	case ws.Signaled():
-		return "killed by " + unix.SignalName(ws.Signal())
-	}
-	return fmt.Sprintf("wait status %#x", uint32(ws))
 }
 
 func flagName(a string) string {

@@ -38,7 +38,24 @@ func TestParseTarget(t *testing.T) {
 // the connection open until the client closes it).
 func fakeGuest(t *testing.T, lines []string, hang bool) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "guest.sock")
+	return "unix://" + serveUnix(t, "guest.sock", func(c net.Conn) {
+		if _, err := bufio.NewReader(c).ReadString('\n'); err != nil {
+			return
+		}
+		for _, l := range lines {
+			io.WriteString(c, l+"\n")
+		}
+		if hang {
+			io.Copy(io.Discard, c)
+		}
+	})
+}
+
+// serveUnix listens on a Unix socket named name in a test directory, and
+// serves each connection with handle on a goroutine (then closes it).
+func serveUnix(t *testing.T, name string, handle func(c net.Conn)) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
@@ -52,19 +69,11 @@ func fakeGuest(t *testing.T, lines []string, hang bool) string {
 			}
 			go func() {
 				defer c.Close()
-				if _, err := bufio.NewReader(c).ReadString('\n'); err != nil {
-					return
-				}
-				for _, l := range lines {
-					io.WriteString(c, l+"\n")
-				}
-				if hang {
-					io.Copy(io.Discard, c)
-				}
+				handle(c)
 			}()
 		}
 	}()
-	return "unix://" + path
+	return path
 }
 
 const (
@@ -176,43 +185,27 @@ func TestToFileAndJSON(t *testing.T) {
 // arrives before the guest listens.
 func firecracker(t *testing.T, guest func(port uint32) string) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "v.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				var port uint32
-				line, err := readLineByte(c)
-				if err != nil {
-					return
-				}
-				if _, err := fmt.Sscanf(line, "CONNECT %d", &port); err != nil {
-					return
-				}
-				g, err := net.Dial("unix", guest(port))
-				if err != nil {
-					return // nothing listens: close without a word
-				}
-				defer g.Close()
-				io.WriteString(c, "OK 1073741824\n")
-				go func() {
-					io.Copy(g, c)
-					g.(*net.UnixConn).CloseWrite() // the host's half-close reaches the guest
-				}()
-				io.Copy(c, g)
-			}()
+	return serveUnix(t, "v.sock", func(c net.Conn) {
+		var port uint32
+		line, err := readLineByte(c)
+		if err != nil {
+			return
 		}
-	}()
-	return path
+		if _, err := fmt.Sscanf(line, "CONNECT %d", &port); err != nil {
+			return
+		}
+		g, err := net.Dial("unix", guest(port))
+		if err != nil {
+			return // nothing listens: close without a word
+		}
+		defer g.Close()
+		io.WriteString(c, "OK 1073741824\n")
+		go func() {
+			io.Copy(g, c)
+			g.(*net.UnixConn).CloseWrite() // the host's half-close reaches the guest
+		}()
+		io.Copy(c, g)
+	})
 }
 
 func readLineByte(c net.Conn) (string, error) {

@@ -117,24 +117,10 @@ func TestSlogHandler(t *testing.T) {
 	}
 }
 
-// blockingWriter blocks every Write until released.
-type blockingWriter struct {
-	release chan struct{}
-	mu      sync.Mutex
-	buf     bytes.Buffer
-}
-
-func (w *blockingWriter) Write(p []byte) (int, error) {
-	<-w.release
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
-}
-
 // TestWriterNeverBlocks: a stuck destination never blocks Write; what does
 // not fit is dropped and counted; Flush reports once everything is out.
 func TestWriterNeverBlocks(t *testing.T) {
-	dst := &blockingWriter{release: make(chan struct{})}
+	dst := &stallingWriter{release: make(chan struct{})} // break_test.go
 	w := NewWriter(dst, 100)
 	done := make(chan struct{})
 	go func() {
@@ -161,7 +147,7 @@ func TestWriterNeverBlocks(t *testing.T) {
 	w.Flush(func() { close(flushed) })
 	<-flushed
 	dst.mu.Lock()
-	out := dst.buf.String()
+	out := dst.out.String()
 	dst.mu.Unlock()
 	if !strings.Contains(out, "lines dropped: the output was too slow") || !strings.HasSuffix(out, "after\n") {
 		t.Errorf("output %q: want a drop notice and the last line", out)

@@ -118,3 +118,15 @@ func (p *Process) Wait() (unix.WaitStatus, *unix.Rusage, error) {
 		return ws, &ru, nil
 	}
 }
+
+// Describe says how a process ended, from its wait status: "exit status N",
+// "killed by SIGNAME".
+func Describe(ws unix.WaitStatus) string {
+	switch {
+	case ws.Exited():
+		return fmt.Sprintf("exit status %d", ws.ExitStatus())
+	case ws.Signaled():
+		return "killed by " + unix.SignalName(ws.Signal())
+	}
+	return fmt.Sprintf("wait status %#x", uint32(ws))
+}
