@@ -1,7 +1,7 @@
 package loop
 
-// Tests written to break the loop (branch break). They may fail: each one
-// names the defect it demonstrates.
+// Regression tests for defects found by trying to break the loop (the break
+// branch): each test names the defect it guards against.
 
 import (
 	"errors"

@@ -1,7 +1,7 @@
 package shutdown
 
-// Tests written to break the remount plan (branch break). They may fail:
-// each one names the defect it demonstrates.
+// Regression tests for defects found by trying to break the remount plan (the break
+// branch): each test names the defect it guards against.
 
 import (
 	"strings"

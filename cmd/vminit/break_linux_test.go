@@ -1,7 +1,7 @@
 package main
 
-// Tests written to break vminit (branch break). They may fail: each one
-// names the defect it demonstrates in its comment.
+// Regression tests for defects found by trying to break vminit (the break
+// branch): each test names the defect it guards against.
 
 import (
 	"bufio"

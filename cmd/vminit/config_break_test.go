@@ -1,7 +1,7 @@
 package main
 
-// Tests written to break vminit's configuration (branch break). They may
-// fail: each one names the defect it demonstrates.
+// Regression tests for defects found by trying to break vminit's configuration (the break
+// branch): each test names the defect it guards against.
 
 import (
 	"strings"

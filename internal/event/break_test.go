@@ -1,7 +1,7 @@
 package event
 
-// Tests written to break the event encodings (branch break). They may fail:
-// each one names the defect it demonstrates.
+// Regression tests for defects found by trying to break the event encodings (the break
+// branch): each test names the defect it guards against.
 
 import (
 	"bytes"

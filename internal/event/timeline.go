@@ -27,7 +27,6 @@ type Timeline struct {
 	Workload       bool   // the workload's exit was seen
 	WorkloadStatus int
 	Remounts       int // filesystems made read-only
-	Refused        int // remounts refused as expected (the sandbox's inherited filesystems)
 	Errors         []string
 }
 
@@ -59,8 +58,6 @@ func (t *Timeline) Add(e Event) {
 	case Remount:
 		if e.ReadOnly {
 			t.Remounts++
-		} else if e.Level == "INFO" {
-			t.Refused++
 		}
 	case WorkloadExit:
 		t.Workload, t.WorkloadStatus = true, e.Status
@@ -140,12 +137,8 @@ func (t *Timeline) WriteSummary(w io.Writer) {
 	fmt.Fprintln(w)
 	for _, p := range t.Phases() {
 		note := ""
-		if strings.HasPrefix(p.Name, "remount") && t.Remounts+t.Refused > 0 {
-			note = fmt.Sprintf("  (%d read-only", t.Remounts)
-			if t.Refused > 0 {
-				note += fmt.Sprintf(", %d refused as expected: the host's", t.Refused)
-			}
-			note += ")"
+		if strings.HasPrefix(p.Name, "remount") && t.Remounts > 0 {
+			note = fmt.Sprintf("  (%d read-only)", t.Remounts)
 		}
 		fmt.Fprintf(w, "  %-32s %10s%s\n", p.Name, Round(p.Dur), note)
 	}
