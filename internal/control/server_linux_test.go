@@ -211,8 +211,8 @@ func (s *server) waitConns(n int) {
 // closed after the idle time.
 func TestIdle(t *testing.T) {
 	s := newServer(t, Limits{MaxConns: 8, Idle: 200 * time.Millisecond, MaxOutput: 1 << 20})
+	start := time.Now() // before the server can accept, which arms the timer
 	c := s.dial()
-	start := time.Now()
 	io.WriteString(c, "sta")
 	r := bufio.NewReader(c)
 	if e := readEvent(t, r); e.Kind != event.Error || !strings.Contains(e.Err, "no complete request") {
