@@ -111,12 +111,12 @@ func TestKernelCmdline(t *testing.T) {
 	m, _ := machineNamed("microvm")
 	got := e.kernelCmdline(vmConfig{machine: m, modules: []string{"button", "evdev"},
 		params: []string{"vminit.grace=1s"}, workload: []string{"/bin/testproc", "exit", "7"}})
-	want := "console=ttyS0 panic=-1 quiet tsc_early_khz=2445426 tsc=reliable vminit.modules=virtio_mmio,button,evdev vminit.grace=1s -- /bin/testproc exit 7"
+	want := "console=ttyS0 panic=-1 reboot=k quiet tsc_early_khz=2445426 tsc=reliable vminit.modules=virtio_mmio,button,evdev vminit.grace=1s -- /bin/testproc exit 7"
 	if got != want {
 		t.Errorf("\n got %s\nwant %s", got, want)
 	}
 	q, _ := machineNamed("q35")
-	if got := e.kernelCmdline(vmConfig{machine: q}); got != "console=ttyS0 panic=-1 quiet vminit.modules=virtio_pci" {
+	if got := e.kernelCmdline(vmConfig{machine: q}); got != "console=ttyS0 panic=-1 reboot=k quiet vminit.modules=virtio_pci" {
 		t.Errorf("q35: %s", got)
 	}
 }
