@@ -197,14 +197,3 @@ func (c *Conn) CloseWrite() error {
 
 // Close closes the descriptor.
 func (c *Conn) Close() error { return os.NewSyscallError("close", unix.Close(c.fd)) }
-
-// LocalCID returns this machine's vsock CID, from /dev/vsock.
-func LocalCID() (uint32, error) {
-	f, err := os.Open("/dev/vsock")
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	cid, err := unix.IoctlGetUint32(int(f.Fd()), unix.IOCTL_VM_SOCKETS_GET_LOCAL_CID)
-	return cid, os.NewSyscallError("ioctl", err)
-}

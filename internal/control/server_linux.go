@@ -112,15 +112,6 @@ func (s *Server) Listen(a vsockraw.Addr, allow func(vsockraw.Peer) bool) error {
 	return nil
 }
 
-// Addrs returns the addresses listened on.
-func (s *Server) Addrs() []vsockraw.Addr {
-	var as []vsockraw.Addr
-	for _, ln := range s.listeners {
-		as = append(as, ln.l.Addr())
-	}
-	return as
-}
-
 // Conns returns the number of open connections (a port counts as one).
 func (s *Server) Conns() int { return len(s.conns) }
 

@@ -34,9 +34,6 @@ func NewSink(w io.Writer, json bool, level slog.Level) *Sink {
 	return s
 }
 
-// SetJSON switches the encoding.
-func (l *Sink) SetJSON(json bool) { l.json.Store(json) }
-
 func (l *Sink) dropNotice(n int) []byte {
 	e := Event{Kind: Log, Mono: Now(), Level: "WARN", Msg: fmt.Sprintf("%d lines dropped: the output was too slow", n)}
 	if l.json.Load() {
